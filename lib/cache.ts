@@ -1,0 +1,484 @@
+/**
+ * `SharedCache`: a cache in shared memory, one region per cache name,
+ * shared by every process (Deno or Bun) on the host that opens it.
+ *
+ * @module
+ */
+
+import { Codec, decode, encodedSize, encodeKey } from "./codec.ts";
+import { CacheError, errorForStatus, Status } from "./errors.ts";
+import { CacheLock, type LockedOps } from "./guard.ts";
+import { loadNative } from "./ffi/load.ts";
+import type { Native, NativeHandle } from "./ffi/symbols.ts";
+
+/** Options of {@linkcode SharedCache.open}. Every process must pass the same geometry and TTL. */
+export interface SharedCacheOptions {
+  /** Maximum number of entries (1 to 67,108,864). */
+  capacity: number;
+  /** Maximum encoded key size in bytes (UTF-8 for strings; 1 to 65,535). */
+  maxKeyBytes: number;
+  /** Maximum encoded value size in bytes (see `codec.ts`; 1 to 134,217,727). */
+  maxValueBytes: number;
+  /** Default time to live of an entry in milliseconds; omitted = no expiry. */
+  ttlMs?: number;
+  /** The directory of the cache files (default `/dev/shm/shm-cache-<uid>` on Linux, else `$TMPDIR/shm-cache-<uid>`). Must be 0700 and owned by the user. */
+  dir?: string;
+  /** Longest wait for the writer lock or a writer in progress, in milliseconds (default 500). Past it a `get` misses, a `set` is dropped and `lock()` throws `LockTimeout`. */
+  lockTimeoutMs?: number;
+}
+
+/** Options of {@linkcode SharedCache.set}. */
+export interface SetOptions {
+  /** This entry's time to live in milliseconds; `Infinity` = never expires. Default: the cache's `ttlMs`. */
+  ttlMs?: number;
+}
+
+/** Counters of {@linkcode SharedCache.stats}. */
+export interface CacheStats {
+  /** Reads that found a live entry, by this handle. */
+  hits: number;
+  /** Reads that found nothing (or an expired entry), by this handle. */
+  misses: number;
+  /** Successful writes, by all processes. */
+  sets: number;
+  /** Entries removed by `delete`, by all processes. */
+  deletes: number;
+  /** Entries evicted by SIEVE to make room, by all processes. */
+  evictions: number;
+  /** Expired entries removed, by all processes. */
+  expirations: number;
+  /** Writer locks taken over from a dead owner, by all processes. */
+  recoveries: number;
+  /** Structure rebuilds after a crash mid-write or a corruption, by all processes. */
+  rebuilds: number;
+  /** Reads of this handle that gave up (as a miss) on a writer stuck beyond `lockTimeoutMs`. */
+  readTimeouts: number;
+  /** Writes dropped by this handle because the lock stayed held beyond `lockTimeoutMs`. */
+  droppedWrites: number;
+  /** Lock waits of this handle that ran out (dropped writes and refused `lock()` calls). */
+  lockTimeouts: number;
+  /** Entries stored now (expired entries count until removed). */
+  size: number;
+  /** The capacity the region was created with. */
+  capacity: number;
+  /** PID recorded by the current writer-lock owner, 0 when free (diagnostics only). */
+  lockOwnerPid: number;
+}
+
+/** The result of {@linkcode SharedCache.verify}. */
+export interface VerifyResult {
+  /** True when no problem remains (after repair, if asked). */
+  ok: boolean;
+  /** The problems found (before any repair), one sentence each. */
+  problems: string[];
+  /** True when a repair ran. */
+  repaired: boolean;
+}
+
+const DEFAULT_LOCK_TIMEOUT_MS = 500;
+const CAPACITY_MAX = 1 << 26;
+const KEY_BYTES_MAX = (1 << 16) - 1;
+const VALUE_BYTES_MAX = (1 << 27) - 1;
+const NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+const ERR_CAP = 512;
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+function checkInt(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    const shown = typeof value === "number" ? String(value) : typeof value;
+    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${shown}`);
+  }
+  return value;
+}
+
+function checkName(name: unknown): string {
+  if (typeof name !== "string") throw new TypeError(`cache name must be a string, got ${typeof name}`);
+  if (!NAME_RE.test(name) || name.includes("..")) {
+    throw new RangeError(
+      `cache name must be 1-128 letters, digits, '-', '_' or '.', not starting with '.' and without '..', got ${JSON.stringify(name)}`,
+    );
+  }
+  return name;
+}
+
+function checkDir(dir: unknown): string {
+  if (dir === undefined) return "";
+  if (typeof dir !== "string" || dir.length === 0 || dir.includes("\0")) {
+    throw new TypeError(`dir must be a non-empty path string, got ${JSON.stringify(dir)}`);
+  }
+  return dir;
+}
+
+/** -1 = the cache default, 0 = never, else milliseconds. */
+function entryTtl(ttlMs: number | undefined): number {
+  if (ttlMs === undefined) return -1;
+  if (ttlMs === Infinity) return 0;
+  if (typeof ttlMs !== "number" || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
+    throw new RangeError(`ttlMs must be a positive number of milliseconds or Infinity, got ${String(ttlMs)}`);
+  }
+  return ttlMs;
+}
+
+function describeKey(key: string | Uint8Array): string {
+  if (typeof key === "string") return key.length > 40 ? `${JSON.stringify(key.slice(0, 40))}...` : JSON.stringify(key);
+  return `Uint8Array(${key.byteLength})`;
+}
+
+/** Which handles of this isolate hold a lock, by cache identity. */
+const lockStates = new Map<string, { held: boolean }>();
+
+// Backstop only: a handle that was never closed is closed when collected.
+const finalizer = new FinalizationRegistry<{ native: Native; handle: NativeHandle }>((held) => {
+  held.native.shmc_close(held.handle);
+});
+
+/**
+ * A cache in shared memory. Every process that opens the same name (and
+ * directory) shares the entries. Reads take no lock; writes take a
+ * cross-process writer lock that is recovered if its owner dies.
+ *
+ * @example
+ * ```ts
+ * import { SharedCache } from "./mod.ts";
+ * using cache = SharedCache.open("sessions", { capacity: 10_000, maxKeyBytes: 256, maxValueBytes: 4096, ttlMs: 60_000 });
+ * cache.set("user:1", { name: "Ada" }, { ttlMs: 5_000 });
+ * cache.get("user:1"); // { name: "Ada" }
+ * ```
+ */
+export class SharedCache implements Disposable {
+  readonly #native: Native;
+  #handle: NativeHandle | null;
+  readonly #name: string;
+  readonly #key: Uint8Array;
+  readonly #val: Uint8Array;
+  readonly #valView: DataView;
+  readonly #codec: Codec;
+  readonly #maxKeyBytes: number;
+  readonly #maxValueBytes: number;
+  readonly #lockState: { held: boolean };
+  readonly #stats = new Float64Array(16);
+  #droppedWrites = 0;
+  #guard: CacheLock | undefined;
+  readonly #unregister = {};
+
+  private constructor(native: Native, handle: NativeHandle, name: string, identity: string, options: SharedCacheOptions) {
+    this.#native = native;
+    this.#handle = handle;
+    this.#name = name;
+    this.#maxKeyBytes = options.maxKeyBytes;
+    this.#maxValueBytes = options.maxValueBytes;
+    // One spare byte beyond the tag and payload: the codec's fast path may
+    // write up to its limit, and an 8-byte number needs 9 bytes.
+    this.#key = new Uint8Array(options.maxKeyBytes + 1);
+    this.#val = new Uint8Array(Math.max(options.maxValueBytes + 1, 9));
+    this.#valView = new DataView(this.#val.buffer);
+    this.#codec = new Codec(this.#val, options.maxValueBytes);
+    let state = lockStates.get(identity);
+    if (state === undefined) lockStates.set(identity, state = { held: false });
+    this.#lockState = state;
+    finalizer.register(this, { native, handle }, this.#unregister);
+  }
+
+  /**
+   * Opens the cache `name`, creating its region when it does not exist.
+   * Every process must pass the same `capacity`, `maxKeyBytes`,
+   * `maxValueBytes` and `ttlMs`; a mismatch throws `CacheError`
+   * `Mismatch` naming the field.
+   */
+  static open(name: string, options: SharedCacheOptions): SharedCache {
+    checkName(name);
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`options must be an object with capacity, maxKeyBytes and maxValueBytes`);
+    }
+    const capacity = checkInt("capacity", options.capacity, 1, CAPACITY_MAX);
+    const maxKeyBytes = checkInt("maxKeyBytes", options.maxKeyBytes, 1, KEY_BYTES_MAX);
+    const maxValueBytes = checkInt("maxValueBytes", options.maxValueBytes, 1, VALUE_BYTES_MAX);
+    const ttlMs = options.ttlMs === undefined ? 0 : checkInt("ttlMs", options.ttlMs, 1, Number.MAX_SAFE_INTEGER);
+    const lockTimeoutMs = options.lockTimeoutMs === undefined
+      ? DEFAULT_LOCK_TIMEOUT_MS
+      : checkInt("lockTimeoutMs", options.lockTimeoutMs, 1, 3_600_000);
+    const dir = checkDir(options.dir);
+    const native = loadNative();
+    const dirBytes = textEncoder.encode(dir);
+    const nameBytes = textEncoder.encode(name);
+    // The native limits include the tag byte that codec.ts prepends.
+    const config = new Float64Array([capacity, maxKeyBytes + 1, maxValueBytes + 1, ttlMs, lockTimeoutMs]);
+    const err = new Uint8Array(ERR_CAP);
+    const status = new Int32Array(2);
+    const handle = native.shmc_open(dirBytes, dirBytes.length, nameBytes, nameBytes.length, config, err, ERR_CAP, status);
+    if (handle === null || handle === 0) {
+      throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
+    }
+    const normalized = { ...options, capacity, maxKeyBytes, maxValueBytes, lockTimeoutMs };
+    return new SharedCache(native, handle, name, `${dir}\0${name}`, normalized);
+  }
+
+  /**
+   * Removes the cache's files. Processes that have it open keep working on
+   * their mapping; the next `open` creates a new, empty region.
+   */
+  static destroy(name: string, options: { dir?: string } = {}): void {
+    checkName(name);
+    const dir = checkDir(options.dir);
+    const native = loadNative();
+    const dirBytes = textEncoder.encode(dir);
+    const nameBytes = textEncoder.encode(name);
+    const err = new Uint8Array(ERR_CAP);
+    const status = new Int32Array(2);
+    const rc = native.shmc_destroy(dirBytes, dirBytes.length, nameBytes, nameBytes.length, err, ERR_CAP, status);
+    if (rc !== 0) throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
+  }
+
+  /** The cache's name. */
+  get name(): string {
+    return this.#name;
+  }
+
+  #open(): NativeHandle {
+    const handle = this.#handle;
+    if (handle === null) throw new CacheError("Closed", `cache ${JSON.stringify(this.#name)} is closed`);
+    return handle;
+  }
+
+  #encodeKey(key: string | Uint8Array): number {
+    const n = encodeKey(key, this.#key, this.#maxKeyBytes);
+    if (n < 0) {
+      const size = typeof key === "string" ? textEncoder.encode(key).byteLength : key.byteLength;
+      throw new RangeError(`key ${describeKey(key)} is ${size} bytes, more than maxKeyBytes ${this.#maxKeyBytes}`);
+    }
+    return n;
+  }
+
+  #fail(rc: number, what: string): never {
+    throw errorForStatus(-rc, `cache ${JSON.stringify(this.#name)}: ${what} failed with status ${-rc}`);
+  }
+
+  /** The value stored under `key`, or `undefined` on a miss (use {@linkcode has} to tell a stored `undefined` apart). */
+  get(key: string | Uint8Array): unknown {
+    const handle = this.#open();
+    const n = this.#encodeKey(key);
+    const rc = this.#native.shmc_lookup(handle, this.#key, n, this.#val, this.#val.length);
+    if (rc >= 0) return decode(this.#val, this.#valView, rc);
+    if (rc === -Status.miss || rc === -Status.lockTimeout) return undefined;
+    return this.#fail(rc, "get");
+  }
+
+  /** Whether a live entry is stored under `key`. */
+  has(key: string | Uint8Array): boolean {
+    const handle = this.#open();
+    const n = this.#encodeKey(key);
+    const rc = this.#native.shmc_lookup(handle, this.#key, n, null, 0);
+    if (rc >= 0) return true;
+    if (rc === -Status.miss || rc === -Status.lockTimeout) return false;
+    return this.#fail(rc, "has");
+  }
+
+  #checkUnlocked(op: string): void {
+    if (this.#lockState.held) {
+      throw new CacheError(
+        "LockHeld",
+        `cache ${JSON.stringify(this.#name)}: ${op} while this process holds cache.lock(); use the lock guard (tx.${op}) or release it first`,
+      );
+    }
+  }
+
+  /**
+   * Stores `value` under `key`. Throws `RangeError` when the key or the
+   * encoded value exceeds the limits (nothing stored is lost). If the writer
+   * lock stays with a live owner beyond `lockTimeoutMs`, the write is
+   * dropped and counted in `stats().droppedWrites`.
+   */
+  set(key: string | Uint8Array, value: unknown, options?: SetOptions): void {
+    this.#checkUnlocked("set");
+    this.#set(key, value, options?.ttlMs);
+  }
+
+  #set(key: string | Uint8Array, value: unknown, ttlMs: number | undefined): void {
+    const handle = this.#open();
+    const ttl = entryTtl(ttlMs);
+    const n = this.#encodeKey(key);
+    const len = this.#codec.encode(value);
+    if (len < 0) {
+      throw new RangeError(
+        `value for key ${describeKey(key)} is ${encodedSize(value)} bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
+      );
+    }
+    const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl);
+    if (rc === 0) return;
+    if (rc === -Status.lockTimeout) {
+      this.#droppedWrites++;
+      return;
+    }
+    this.#fail(rc, "set");
+  }
+
+  /** Removes `key`; true if a live entry was removed. */
+  delete(key: string | Uint8Array): boolean {
+    this.#checkUnlocked("delete");
+    return this.#delete(key);
+  }
+
+  #delete(key: string | Uint8Array): boolean {
+    const handle = this.#open();
+    const n = this.#encodeKey(key);
+    const rc = this.#native.shmc_remove(handle, this.#key, n);
+    if (rc === 0) return true;
+    if (rc === -Status.miss) return false;
+    if (rc === -Status.lockTimeout) {
+      this.#droppedWrites++;
+      return false;
+    }
+    return this.#fail(rc, "delete");
+  }
+
+  /** Removes every entry. Throws `CacheError` `LockTimeout` if the lock stays held beyond the bound. */
+  clear(): void {
+    this.#checkUnlocked("clear");
+    this.#clear();
+  }
+
+  #clear(): void {
+    const rc = this.#native.shmc_clear(this.#open());
+    if (rc !== 0) this.#fail(rc, "clear");
+  }
+
+  /** The number of entries stored now (expired entries count until they are removed). */
+  get size(): number {
+    return this.#native.shmc_size(this.#open());
+  }
+
+  /** Counters; `hits`, `misses`, `readTimeouts`, `droppedWrites` and `lockTimeouts` are this handle's, the others the cache's. */
+  stats(): CacheStats {
+    const s = this.#stats;
+    this.#native.shmc_stats(this.#open(), s);
+    return {
+      hits: s[0],
+      misses: s[1],
+      sets: s[5],
+      deletes: s[6],
+      evictions: s[7],
+      expirations: s[8],
+      recoveries: s[9],
+      rebuilds: s[10],
+      readTimeouts: s[2],
+      droppedWrites: this.#droppedWrites,
+      lockTimeouts: s[3],
+      size: s[11],
+      capacity: s[12],
+      lockOwnerPid: s[13],
+    };
+  }
+
+  /**
+   * Takes the cross-process writer lock and returns a guard that releases
+   * it on disposal. Throws `CacheError` `LockTimeout` when a live owner
+   * keeps it beyond `lockTimeoutMs`, and `LockHeld` when this process
+   * already holds it.
+   */
+  lock(): CacheLock {
+    const handle = this.#open();
+    if (this.#lockState.held) {
+      throw new CacheError("LockHeld", `cache ${JSON.stringify(this.#name)} is already locked by this process`);
+    }
+    const rc = this.#native.shmc_lock(handle);
+    if (rc === -Status.lockTimeout) {
+      throw new CacheError("LockTimeout", `cache ${JSON.stringify(this.#name)}: the writer lock stayed held by a live process beyond the lock timeout`);
+    }
+    if (rc !== 0) this.#fail(rc, "lock");
+    this.#lockState.held = true;
+    const ops: LockedOps = {
+      name: this.#name,
+      get: (key) => this.get(key),
+      has: (key) => this.has(key),
+      set: (key, value, ttlMs) => this.#set(key, value, ttlMs),
+      delete: (key) => this.#delete(key),
+      clear: () => this.#clear(),
+      unlock: () => this.#unlock(),
+    };
+    return this.#guard = new CacheLock(ops);
+  }
+
+  #unlock(): void {
+    this.#guard = undefined;
+    this.#lockState.held = false;
+    if (this.#handle !== null) this.#native.shmc_unlock(this.#handle);
+  }
+
+  /**
+   * Checks every structural invariant of the shared region. With
+   * `{ repair: true }` a damaged structure is rebuilt from its complete
+   * entries.
+   */
+  verify(options: { repair?: boolean } = {}): VerifyResult {
+    const handle = this.#open();
+    const out = new Uint8Array(16_384);
+    const outLen = new Uint32Array(1);
+    const rc = this.#native.shmc_verify(handle, options.repair ? 1 : 0, out, out.length, outLen);
+    if (rc < 0) this.#fail(rc, "verify");
+    const problems = textDecoder.decode(out.subarray(0, outLen[0])).split("\n").filter((line) => line.length > 0);
+    if (problems.length < rc) problems.push(`... ${rc - problems.length} more`);
+    const repaired = options.repair === true && rc > 0;
+    if (!repaired) return { ok: rc === 0, problems, repaired };
+    const after = this.#native.shmc_verify(handle, 0, out, out.length, outLen);
+    return { ok: after === 0, problems, repaired };
+  }
+
+  /**
+   * Recovers the writer lock now if its owner died (readers and writers
+   * also do this by themselves when they have to wait). True if it did.
+   */
+  recover(): boolean {
+    const rc = this.#native.shmc_recover(this.#open());
+    if (rc < 0) this.#fail(rc, "recover");
+    return rc === 1;
+  }
+
+  /** A token that identifies this open handle to other processes (see {@linkcode isHandleAlive}). */
+  get handleToken(): string {
+    return `h${this.#native.shmc_handle_slot(this.#open())}`;
+  }
+
+  /**
+   * True while the handle that produced `token` is open in a live process.
+   * A token of a dead handle may later be reused by a new handle.
+   */
+  isHandleAlive(token: string): boolean {
+    const slot = Number(token.slice(1));
+    if (token[0] !== "h" || !Number.isInteger(slot) || slot < 1 || slot > 4095) {
+      throw new TypeError(`not a handle token: ${JSON.stringify(token)}`);
+    }
+    return this.#native.shmc_slot_alive(this.#open(), slot) === 1;
+  }
+
+  /** @internal Test hook: park this handle's writer forever at a numbered step (zig/src/store.zig `Fault`). */
+  _testFault(step: number): void {
+    this.#native.shmc_test_fault(this.#open(), step);
+  }
+
+  /** @internal Test hook: true while a writer is mid-mutation (the seqlock is odd). */
+  _writerActive(): boolean {
+    return this.#native.shmc_read_begin(this.#open()) < 0;
+  }
+
+  /** True once {@linkcode close} ran. */
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** Releases a held lock, unmaps the region. Idempotent. */
+  close(): void {
+    const handle = this.#handle;
+    if (handle === null) return;
+    if (this.#guard !== undefined) this.#guard.release();
+    this.#handle = null;
+    finalizer.unregister(this.#unregister);
+    this.#native.shmc_close(handle);
+  }
+
+  /** Closes the cache (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

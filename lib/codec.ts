@@ -1,0 +1,212 @@
+/**
+ * The value encoding shared by every runtime: one tag byte, then the
+ * payload. Deno and Bun write and read exactly the same bytes.
+ *
+ * | tag | value | payload |
+ * | --- | --- | --- |
+ * | 0 | `undefined` | none |
+ * | 1 | `null` | none |
+ * | 2, 3 | `false`, `true` | none |
+ * | 4 | number | float64, little endian |
+ * | 5 | bigint | its decimal text (ASCII) |
+ * | 6 | string | UTF-8 |
+ * | 7 | `Uint8Array` | the bytes |
+ * | 8 | array or plain object | UTF-8 JSON text |
+ *
+ * Keys carry a tag byte too (`s` for strings, `b` for bytes), so the string
+ * `"a"` and the bytes `[0x61]` are different keys.
+ *
+ * @module
+ */
+
+export const TAG_UNDEFINED = 0;
+export const TAG_NULL = 1;
+export const TAG_FALSE = 2;
+export const TAG_TRUE = 3;
+export const TAG_NUMBER = 4;
+export const TAG_BIGINT = 5;
+export const TAG_STRING = 6;
+export const TAG_BYTES = 7;
+export const TAG_JSON = 8;
+
+export const KEY_TAG_STRING = 0x73; // "s"
+export const KEY_TAG_BYTES = 0x62; // "b"
+
+/** Values a {@linkcode SharedCache} stores. */
+export type CacheValue =
+  | string
+  | number
+  | bigint
+  | boolean
+  | null
+  | undefined
+  | Uint8Array
+  | readonly unknown[]
+  | { readonly [key: string]: unknown };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+
+/** Writes strings into one buffer; reused for every call of one cache. */
+export class Codec {
+  readonly #buf: Uint8Array;
+  readonly #view: DataView;
+  readonly #limit: number;
+
+  /** `limit` payload bytes (the tag byte is extra). */
+  constructor(buf: Uint8Array, limit: number) {
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.#limit = limit;
+  }
+
+  /**
+   * Encodes `value` into the buffer and returns its length including the
+   * tag, or -1 when the payload would exceed the limit (the caller reports
+   * the size; see {@linkcode encodedSize}).
+   */
+  encode(value: unknown): number {
+    const buf = this.#buf;
+    switch (typeof value) {
+      case "string":
+        buf[0] = TAG_STRING;
+        return this.#text(value);
+      case "number":
+        if (this.#limit < 8) return -1;
+        buf[0] = TAG_NUMBER;
+        this.#view.setFloat64(1, value, true);
+        return 9;
+      case "boolean":
+        buf[0] = value ? TAG_TRUE : TAG_FALSE;
+        return 1;
+      case "undefined":
+        buf[0] = TAG_UNDEFINED;
+        return 1;
+      case "bigint":
+        buf[0] = TAG_BIGINT;
+        return this.#text(value.toString());
+      case "object": {
+        if (value === null) {
+          buf[0] = TAG_NULL;
+          return 1;
+        }
+        if (value instanceof Uint8Array) {
+          if (value.byteLength > this.#limit) return -1;
+          buf[0] = TAG_BYTES;
+          buf.set(value, 1);
+          return value.byteLength + 1;
+        }
+        buf[0] = TAG_JSON;
+        return this.#text(jsonText(value));
+      }
+      default:
+        throw new TypeError(`cannot cache a value of type ${typeof value}`);
+    }
+  }
+
+  #text(text: string): number {
+    // Fast path: a string of n UTF-16 units needs at most 3n UTF-8 bytes.
+    if (text.length * 3 <= this.#limit) {
+      return encoder.encodeInto(text, this.#buf.subarray(1)).written + 1;
+    }
+    if (text.length > this.#limit) return -1;
+    const { read, written } = encoder.encodeInto(text, this.#buf.subarray(1, this.#limit + 1));
+    return read === text.length ? written + 1 : -1;
+  }
+}
+
+function jsonText(value: object): string {
+  if (!Array.isArray(value)) {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      const what = (value as { constructor?: { name?: string } }).constructor?.name ?? "object";
+      throw new TypeError(`cannot cache an instance of ${what}: only plain objects, arrays and Uint8Array are stored`);
+    }
+  }
+  const text = JSON.stringify(value);
+  if (text === undefined) throw new TypeError("cannot cache a value that JSON cannot represent");
+  return text;
+}
+
+/** The encoded payload size of `value` (for error messages; slow path). */
+export function encodedSize(value: unknown): number {
+  if (typeof value === "string") return encoder.encode(value).byteLength;
+  if (typeof value === "bigint") return value.toString().length;
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (typeof value === "number") return 8;
+  if (typeof value === "object" && value !== null) return encoder.encode(jsonText(value)).byteLength;
+  return 0;
+}
+
+/** Decodes `buf[0..length)` (tag included). */
+export function decode(buf: Uint8Array, view: DataView, length: number): unknown {
+  switch (buf[0]) {
+    case TAG_STRING:
+      return decodeText(buf, length);
+    case TAG_NUMBER:
+      return view.getFloat64(1, true);
+    case TAG_TRUE:
+      return true;
+    case TAG_FALSE:
+      return false;
+    case TAG_NULL:
+      return null;
+    case TAG_UNDEFINED:
+      return undefined;
+    case TAG_BYTES:
+      return buf.slice(1, length);
+    case TAG_BIGINT:
+      return BigInt(decodeText(buf, length));
+    case TAG_JSON:
+      return JSON.parse(decodeText(buf, length));
+    default:
+      // A value written by something else than this codec: not ours.
+      return undefined;
+  }
+}
+
+const fromCharCode = String.fromCharCode;
+
+function decodeText(buf: Uint8Array, length: number): string {
+  // Short ASCII strings: building the string directly avoids TextDecoder's
+  // fixed cost, which dominates for the small values a cache mostly holds.
+  if (length <= 33) {
+    let ascii = true;
+    for (let i = 1; i < length; i++) {
+      if (buf[i] > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return fromCharCode.apply(null, buf.subarray(1, length) as unknown as number[]);
+  }
+  return decoder.decode(buf.subarray(1, length));
+}
+
+/** Encodes a key (tag byte + bytes) into `buf`; -1 if over `limit` payload bytes. */
+export function encodeKey(key: string | Uint8Array, buf: Uint8Array, limit: number): number {
+  if (typeof key === "string") {
+    buf[0] = KEY_TAG_STRING;
+    const n = key.length;
+    if (n <= limit) {
+      // ASCII fast path: a plain loop beats encodeInto for short keys.
+      let i = 0;
+      for (; i < n; i++) {
+        const ch = key.charCodeAt(i);
+        if (ch > 0x7f) break;
+        buf[i + 1] = ch;
+      }
+      if (i === n) return n + 1;
+    }
+    if (n > limit) return -1;
+    const { read, written } = encoder.encodeInto(key, buf.subarray(1, limit + 1));
+    return read === n ? written + 1 : -1;
+  }
+  if (key instanceof Uint8Array) {
+    if (key.byteLength > limit) return -1;
+    buf[0] = KEY_TAG_BYTES;
+    buf.set(key, 1);
+    return key.byteLength + 1;
+  }
+  throw new TypeError(`key must be a string or a Uint8Array, got ${key === null ? "null" : typeof key}`);
+}

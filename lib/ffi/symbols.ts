@@ -1,0 +1,102 @@
+/**
+ * The one symbol table of the native library, in Deno's notation; `bun.ts`
+ * translates it for `bun:ffi`. Each entry's comment is the C signature of
+ * `zig/src/exports.zig`. Lengths are u32; `pointer` is the opaque handle.
+ *
+ * @module
+ */
+
+export const symbols = {
+  // u32 shmc_abi_version(void)
+  shmc_abi_version: { parameters: [], result: "u32" },
+  // void* shmc_open(const u8* dir, u32 dir_len, const u8* name, u32 name_len,
+  //                 const f64 config[5], u8* err, u32 err_cap, i32 status_out[2])
+  shmc_open: {
+    parameters: ["buffer", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer"],
+    result: "pointer",
+  },
+  // void shmc_close(void* h)
+  shmc_close: { parameters: ["pointer"], result: "void" },
+  // i32 shmc_destroy(const u8* dir, u32 dir_len, const u8* name, u32 name_len,
+  //                  u8* err, u32 err_cap, i32 status_out[2])
+  shmc_destroy: {
+    parameters: ["buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
+  // i32 shmc_lookup(void* h, const u8* key, u32 key_len, u8* out /* nullable */, u32 out_cap)
+  shmc_lookup: { parameters: ["pointer", "buffer", "u32", "buffer", "u32"], result: "i32" },
+  // i32 shmc_insert(void* h, const u8* key, u32 key_len, const u8* value, u32 value_len, f64 ttl_ms)
+  shmc_insert: { parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64"], result: "i32" },
+  // i32 shmc_remove(void* h, const u8* key, u32 key_len)
+  shmc_remove: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  // i32 shmc_clear(void* h)
+  shmc_clear: { parameters: ["pointer"], result: "i32" },
+  // i32 shmc_size(void* h)
+  shmc_size: { parameters: ["pointer"], result: "i32" },
+  // void shmc_stats(void* h, f64 out[16])
+  shmc_stats: { parameters: ["pointer", "buffer"], result: "void" },
+  // i32 shmc_lock(void* h)
+  shmc_lock: { parameters: ["pointer"], result: "i32" },
+  // i32 shmc_unlock(void* h)
+  shmc_unlock: { parameters: ["pointer"], result: "i32" },
+  // i32 shmc_recover(void* h)
+  shmc_recover: { parameters: ["pointer"], result: "i32" },
+  // f64 shmc_read_begin(void* h)
+  shmc_read_begin: { parameters: ["pointer"], result: "f64" },
+  // i32 shmc_read_validate(void* h, f64 seq)
+  shmc_read_validate: { parameters: ["pointer", "f64"], result: "i32" },
+  // i32 shmc_verify(void* h, u32 repair, u8* out, u32 out_cap, u32 out_len[1])
+  shmc_verify: { parameters: ["pointer", "u32", "buffer", "u32", "buffer"], result: "i32" },
+  // i32 shmc_handle_slot(void* h)
+  shmc_handle_slot: { parameters: ["pointer"], result: "i32" },
+  // i32 shmc_slot_alive(void* h, u32 slot)
+  shmc_slot_alive: { parameters: ["pointer", "u32"], result: "i32" },
+  // void shmc_test_fault(void* h, u32 step)
+  shmc_test_fault: { parameters: ["pointer", "u32"], result: "void" },
+} as const;
+
+/** The ABI version this binding expects (zig/src/exports.zig abi_version). */
+export const ABI_VERSION = 1;
+
+/** An opaque native handle (a Deno pointer object or a Bun number). */
+export type NativeHandle = { readonly __nativeHandle: unique symbol } | number | object;
+
+/** The native library, the same shape under both runtimes. */
+export interface Native {
+  shmc_abi_version(): number;
+  shmc_open(
+    dir: Uint8Array,
+    dirLen: number,
+    name: Uint8Array,
+    nameLen: number,
+    config: Float64Array,
+    err: Uint8Array,
+    errCap: number,
+    status: Int32Array,
+  ): NativeHandle | null;
+  shmc_close(h: NativeHandle): void;
+  shmc_destroy(
+    dir: Uint8Array,
+    dirLen: number,
+    name: Uint8Array,
+    nameLen: number,
+    err: Uint8Array,
+    errCap: number,
+    status: Int32Array,
+  ): number;
+  shmc_lookup(h: NativeHandle, key: Uint8Array, keyLen: number, out: Uint8Array | null, outCap: number): number;
+  shmc_insert(h: NativeHandle, key: Uint8Array, keyLen: number, value: Uint8Array, valueLen: number, ttlMs: number): number;
+  shmc_remove(h: NativeHandle, key: Uint8Array, keyLen: number): number;
+  shmc_clear(h: NativeHandle): number;
+  shmc_size(h: NativeHandle): number;
+  shmc_stats(h: NativeHandle, out: Float64Array): void;
+  shmc_lock(h: NativeHandle): number;
+  shmc_unlock(h: NativeHandle): number;
+  shmc_recover(h: NativeHandle): number;
+  shmc_read_begin(h: NativeHandle): number;
+  shmc_read_validate(h: NativeHandle, seq: number): number;
+  shmc_verify(h: NativeHandle, repair: number, out: Uint8Array, outCap: number, outLen: Uint32Array): number;
+  shmc_handle_slot(h: NativeHandle): number;
+  shmc_slot_alive(h: NativeHandle, slot: number): number;
+  shmc_test_fault(h: NativeHandle, step: number): void;
+}

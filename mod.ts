@@ -1,0 +1,19 @@
+/**
+ * shm-cache: one cache in shared memory for every Deno and Bun process on a
+ * host. Reads take no lock (a seqlock validates them); writes take a
+ * cross-process writer lock that survives its owner's death.
+ *
+ * ```ts
+ * import { SharedCache } from "./mod.ts";
+ * using cache = SharedCache.open("sessions", { capacity: 10_000, maxKeyBytes: 256, maxValueBytes: 4096 });
+ * cache.set("user:1", { name: "Ada" });
+ * cache.get("user:1"); // { name: "Ada" }
+ * ```
+ *
+ * @module
+ */
+
+export { type CacheStats, SharedCache, type SetOptions, type SharedCacheOptions, type VerifyResult } from "./lib/cache.ts";
+export { CacheLock } from "./lib/guard.ts";
+export { CacheError, type CacheErrorCode } from "./lib/errors.ts";
+export type { CacheValue } from "./lib/codec.ts";

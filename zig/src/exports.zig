@@ -1,0 +1,252 @@
+//! The C ABI: pointer + length pairs become slices, errors become a Status,
+//! and nothing else happens here. The TypeScript side mirrors every symbol
+//! in lib/ffi/symbols.ts.
+
+const std = @import("std");
+const files = @import("files.zig");
+const store = @import("store.zig");
+const lock = @import("lock.zig");
+const liveness = @import("liveness.zig");
+const seqlock = @import("seqlock.zig");
+const region = @import("region.zig");
+const Status = @import("status.zig").Status;
+const Handle = @import("handle.zig").Handle;
+
+/// Bumped with any change of a signature below.
+pub const abi_version: u32 = 1;
+
+fn bytes(ptr: ?[*]const u8, len: usize) []const u8 {
+    if (len == 0) return &.{};
+    return ptr.?[0..len];
+}
+
+fn handle(h: ?*anyopaque) *Handle {
+    return @ptrCast(@alignCast(h.?));
+}
+
+fn neg(status: Status) i32 {
+    return -@as(i32, @intFromEnum(status));
+}
+
+export fn shmc_abi_version() u32 {
+    return abi_version;
+}
+
+/// config: [capacity, key_bytes_max, value_bytes_max, ttl_ms, lock_timeout_ms]
+/// On failure returns null and writes the status to status_out[0] and a
+/// message (not NUL-terminated; its length to status_out[1]) into err.
+export fn shmc_open(
+    dir: ?[*]const u8,
+    dir_len: u32,
+    name: ?[*]const u8,
+    name_len: u32,
+    config: [*]const f64,
+    err: [*]u8,
+    err_cap: u32,
+    status_out: [*]i32,
+) ?*anyopaque {
+    var m: files.Message = .{ .buf = err[0..err_cap] };
+    var options: files.Options = undefined;
+    inline for (.{ "capacity", "key_bytes_max", "value_bytes_max", "ttl_ms", "lock_timeout_ms" }, 0..) |field, i| {
+        const v = config[i];
+        if (!(v >= 0 and v <= 1e15) or @floor(v) != v) {
+            m.fail(.invalid_argument, "{s} must be a non-negative integer, got {d}", .{ field, v }) catch {};
+            status_out[0] = @intFromEnum(m.status);
+            status_out[1] = @intCast(m.len);
+            return null;
+        }
+        @field(options, field) = @intFromFloat(v);
+    }
+    const h = files.open(bytes(dir, dir_len), bytes(name, name_len), options, &m) catch {
+        status_out[0] = @intFromEnum(m.status);
+        status_out[1] = @intCast(m.len);
+        return null;
+    };
+    status_out[0] = 0;
+    status_out[1] = 0;
+    return h;
+}
+
+/// Releases the lock if this handle holds it, then unmaps. Call once.
+export fn shmc_close(h: ?*anyopaque) void {
+    const hd = handle(h);
+    if (hd.lock_held) {
+        if (seqlock.is_odd(hd.header())) seqlock.write_end(hd.header());
+        lock.release(hd);
+    }
+    files.close(hd);
+}
+
+export fn shmc_destroy(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name_len: u32, err: [*]u8, err_cap: u32, status_out: [*]i32) i32 {
+    var m: files.Message = .{ .buf = err[0..err_cap] };
+    files.destroy(bytes(dir, dir_len), bytes(name, name_len), &m) catch {
+        status_out[0] = @intFromEnum(m.status);
+        status_out[1] = @intCast(m.len);
+        return neg(m.status);
+    };
+    return 0;
+}
+
+/// The value's length (>= 0, copied into out), or -status (miss = -1).
+export fn shmc_lookup(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, out: ?[*]u8, out_cap: u32) i32 {
+    const hd = handle(h);
+    const out_slice: ?[]u8 = if (out) |o| o[0..out_cap] else null;
+    const r = store.lookup(hd, bytes(key, key_len), out_slice) catch |e| return switch (e) {
+        error.TooLarge => neg(.too_large),
+        error.Timeout => neg(.lock_timeout),
+    };
+    const len = r orelse return neg(.miss);
+    return @intCast(len);
+}
+
+/// ttl_ms: negative = the cache's default, 0 = never expires.
+export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64) i32 {
+    store.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms) catch |e| return switch (e) {
+        error.TooLarge => neg(.too_large),
+        error.Timeout => neg(.lock_timeout),
+        error.Corrupt => neg(.corrupt),
+    };
+    return 0;
+}
+
+/// 0 = removed, -1 = miss, other negative = status.
+export fn shmc_remove(h: ?*anyopaque, key: ?[*]const u8, key_len: u32) i32 {
+    const removed = store.remove(handle(h), bytes(key, key_len)) catch |e| return switch (e) {
+        error.TooLarge => neg(.too_large),
+        error.Timeout => neg(.lock_timeout),
+        error.Corrupt => neg(.corrupt),
+    };
+    return if (removed) 0 else neg(.miss);
+}
+
+export fn shmc_clear(h: ?*anyopaque) i32 {
+    store.clear(handle(h)) catch return neg(.lock_timeout);
+    return 0;
+}
+
+export fn shmc_size(h: ?*anyopaque) i32 {
+    const hd = handle(h);
+    // Monotonic: a momentary figure; clamp in case the file is corrupt.
+    const count = @atomicLoad(u32, &hd.header().count, .monotonic);
+    return @intCast(@min(count, hd.geo.capacity));
+}
+
+pub const stats_len = 16;
+
+/// Fills out[0..16] (as f64, exact below 2^53): hits, misses, read
+/// timeouts, lock timeouts, local recoveries, sets, deletes, evictions,
+/// expirations, recoveries, rebuilds, size, capacity, lock owner pid, own
+/// liveness slot, seq.
+export fn shmc_stats(h: ?*anyopaque, out: [*]f64) void {
+    const hd = handle(h);
+    const header = hd.header();
+    const values = [stats_len]u64{
+        hd.local.hits,           hd.local.misses,      hd.local.read_timeouts,
+        hd.local.lock_timeouts,  hd.local.recoveries,  @atomicLoad(u64, &header.sets, .monotonic),
+        @atomicLoad(u64, &header.deletes, .monotonic), @atomicLoad(u64, &header.evictions, .monotonic),
+        @atomicLoad(u64, &header.expirations, .monotonic), @atomicLoad(u64, &header.recoveries, .monotonic),
+        @atomicLoad(u64, &header.rebuilds, .monotonic), @min(@atomicLoad(u32, &header.count, .monotonic), hd.geo.capacity),
+        hd.geo.capacity,         lock.owner_pid(hd),   hd.live_slot,
+        @atomicLoad(u64, &header.seq, .monotonic),
+    };
+    for (values, 0..) |v, i| out[i] = @floatFromInt(v);
+}
+
+/// Takes the writer lock for this handle (bounded by its timeout).
+export fn shmc_lock(h: ?*anyopaque) i32 {
+    const hd = handle(h);
+    if (hd.lock_held) return neg(.lock_held);
+    store.acquire(hd, std.math.add(u64, @import("sys.zig").now_ns(), hd.lock_timeout_ns) catch std.math.maxInt(u64)) catch |e| {
+        return switch (e) {
+            error.Timeout => blk: {
+                hd.local.lock_timeouts += 1;
+                break :blk neg(.lock_timeout);
+            },
+            error.Held => neg(.lock_held),
+        };
+    };
+    return 0;
+}
+
+export fn shmc_unlock(h: ?*anyopaque) i32 {
+    const hd = handle(h);
+    if (!hd.lock_held) return neg(.not_locked);
+    lock.release(hd);
+    return 0;
+}
+
+/// Recovers the lock if its owner is dead (repairing the structure), and
+/// returns 1 if it did, 0 if there was nothing to recover (free or a live
+/// owner), or -status.
+export fn shmc_recover(h: ?*anyopaque) i32 {
+    const hd = handle(h);
+    if (hd.lock_held) return neg(.lock_held);
+    const word = @atomicLoad(u64, &hd.header().lock_word, .monotonic);
+    const owner = lock.word_slot(word);
+    const odd = seqlock.is_odd(hd.header());
+    if (owner == 0 and !odd) return 0;
+    if (owner != 0 and owner != hd.live_slot and liveness.is_alive(hd.lock_fd, owner)) return 0;
+    const before = hd.local.recoveries;
+    store.acquire(hd, @import("sys.zig").now_ns() +| hd.lock_timeout_ns) catch return neg(.lock_timeout);
+    lock.release(hd);
+    return if (hd.local.recoveries != before or odd) 1 else 0;
+}
+
+/// Seqlock primitives for callers composing their own reads: returns the
+/// even sequence to validate against, or -1 while a writer is active.
+export fn shmc_read_begin(h: ?*anyopaque) f64 {
+    const s = seqlock.load_acquire(handle(h).header());
+    if (s & 1 == 1) return -1;
+    return @floatFromInt(s);
+}
+
+export fn shmc_read_validate(h: ?*anyopaque, s: f64) i32 {
+    if (!(s >= 0)) return 0;
+    return @intFromBool(seqlock.validate(handle(h).header(), @intFromFloat(s)));
+}
+
+/// Checks every invariant; with repair != 0 and problems found, rebuilds
+/// the structure. Writes one problem per line into out and returns the
+/// number of problems found (before any repair), or -status.
+export fn shmc_verify(h: ?*anyopaque, repair: u32, out: [*]u8, out_cap: u32, out_len: [*]u32) i32 {
+    const hd = handle(h);
+    const auto = !hd.lock_held;
+    if (auto) {
+        store.acquire(hd, @import("sys.zig").now_ns() +| hd.lock_timeout_ns) catch return neg(.lock_timeout);
+    }
+    defer if (auto) lock.release(hd);
+    var report: store.Report = .{ .buf = out[0..out_cap] };
+    store.verify(hd, &report);
+    if (repair != 0 and report.problems > 0) {
+        seqlock.write_begin(hd.header());
+        store.rebuild(hd);
+        seqlock.write_end(hd.header());
+    }
+    out_len[0] = @intCast(report.len);
+    return @intCast(report.problems);
+}
+
+/// The liveness slot of this handle (a token other processes can probe).
+export fn shmc_handle_slot(h: ?*anyopaque) i32 {
+    return @intCast(handle(h).live_slot);
+}
+
+/// 1 while the handle holding `slot` is open, else 0.
+export fn shmc_slot_alive(h: ?*anyopaque, slot: u32) i32 {
+    const hd = handle(h);
+    if (slot == hd.live_slot) return 1;
+    return @intFromBool(liveness.is_alive(hd.lock_fd, slot));
+}
+
+/// Test hook: park the writer forever at a numbered step (store.Fault).
+export fn shmc_test_fault(h: ?*anyopaque, step: u32) void {
+    handle(h).fault_step = step;
+}
+
+test {
+    _ = region;
+    _ = store;
+    _ = lock;
+    _ = @import("table.zig");
+    _ = @import("sieve.zig");
+}

@@ -1,0 +1,319 @@
+//! Opening a cache: the per-user directory, the lock and data files, and the
+//! open-or-create protocol.
+//!
+//! - The directory is created 0700 if missing and refused when it is a
+//!   symlink, owned by another user, or group/other accessible: cached
+//!   values are decoded by every process, so a foreign writer is an attack.
+//!   Files are opened relative to the directory's descriptor (no path race
+//!   after the check), never through a symlink, and created 0600.
+//! - Open-or-create is serialized by an exclusive flock on `<name>.lock`,
+//!   taken with a bounded wait. Under it, a data file of size 0, or one
+//!   whose `initialized` marker is missing (a creator died mid-way), is
+//!   (re)built; nobody can have such a file mapped, since every opener
+//!   checks the marker under the same flock before it keeps a mapping.
+//! - An initialized region is never truncated or rebuilt here: a mismatch
+//!   with the requested geometry or TTL is an error naming the field.
+
+const std = @import("std");
+const assert = std.debug.assert;
+const c = std.c;
+const region = @import("region.zig");
+const liveness = @import("liveness.zig");
+const lock = @import("lock.zig");
+const sys = @import("sys.zig");
+const Status = @import("status.zig").Status;
+const Handle = @import("handle.zig").Handle;
+
+pub const name_bytes_max = 128;
+const path_bytes_max = 4096;
+
+/// Why an open failed: a status and a message for the caller's buffer.
+pub const Message = struct {
+    buf: []u8,
+    len: usize = 0,
+    status: Status = .ok,
+
+    pub fn fail(m: *Message, status: Status, comptime fmt: []const u8, args: anytype) error{Fail} {
+        m.status = status;
+        const line = std.fmt.bufPrint(m.buf, fmt, args) catch {
+            m.len = m.buf.len;
+            return error.Fail;
+        };
+        m.len = line.len;
+        return error.Fail;
+    }
+};
+
+pub const Options = struct {
+    capacity: u64,
+    key_bytes_max: u64,
+    value_bytes_max: u64,
+    ttl_ms: u64,
+    lock_timeout_ms: u64,
+};
+
+/// Letters, digits, '-', '_' and '.', not starting with '.', at most 128
+/// bytes: a name is used as a file name only after this check.
+pub fn name_valid(name: []const u8) bool {
+    if (name.len == 0 or name.len > name_bytes_max) return false;
+    if (name[0] == '.') return false;
+    for (name) |ch| {
+        const ok = std.ascii.isAlphanumeric(ch) or ch == '-' or ch == '_' or ch == '.';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/// The directory path: the caller's, or the per-user default.
+fn dir_path(dir: []const u8, buf: *[path_bytes_max]u8, m: *Message) error{Fail}![:0]const u8 {
+    if (dir.len > 0) {
+        if (dir.len >= buf.len or std.mem.indexOfScalar(u8, dir, 0) != null) {
+            return m.fail(.invalid_argument, "dir is not a usable path ({d} bytes)", .{dir.len});
+        }
+        @memcpy(buf[0..dir.len], dir);
+        buf[dir.len] = 0;
+        return buf[0..dir.len :0];
+    }
+    const uid = sys.geteuid();
+    var base: []const u8 = "/dev/shm";
+    if (!sys.is_linux or c.access("/dev/shm", 2) != 0) {
+        const tmp = c.getenv("TMPDIR");
+        base = if (tmp) |t| std.mem.span(t) else "/tmp";
+    }
+    while (base.len > 1 and base[base.len - 1] == '/') base = base[0 .. base.len - 1];
+    return std.fmt.bufPrintSentinel(buf, "{s}/shm-cache-{d}", .{ base, uid }, 0) catch
+        m.fail(.invalid_argument, "the default directory path is too long", .{});
+}
+
+/// Creates (0700) or opens the directory and checks it is ours alone.
+fn open_dir(path: [:0]const u8, make: bool, m: *Message) error{Fail}!c.fd_t {
+    if (make) sys.mkdir(path.ptr) catch {
+        return m.fail(.io, "cannot create directory {s}: errno {s}", .{ path, sys.last_name() });
+    };
+    const fd = sys.openat(c.AT.FDCWD, path.ptr, .{ .directory = true }) catch {
+        if (sys.last() == .LOOP or sys.last() == .NOTDIR) {
+            return m.fail(.unsafe_dir, "unsafe directory {s}: it is a symbolic link or not a directory", .{path});
+        }
+        return m.fail(.io, "cannot open directory {s}: errno {s}", .{ path, sys.last_name() });
+    };
+    errdefer sys.close(fd);
+    const st = sys.fstat(fd) catch {
+        return m.fail(.io, "cannot stat directory {s}: errno {s}", .{ path, sys.last_name() });
+    };
+    try check_owner(path, st, m);
+    return fd;
+}
+
+fn check_owner(path: []const u8, st: sys.Stat, m: *Message) error{Fail}!void {
+    const uid = sys.geteuid();
+    if (st.uid != uid) {
+        return m.fail(.unsafe_dir, "unsafe {s}: owned by uid {d}, not by this user (uid {d})", .{ path, st.uid, uid });
+    }
+    if (st.mode & 0o077 != 0) {
+        return m.fail(.unsafe_dir, "unsafe {s}: mode {o} gives group/other access (0700 directory and 0600 files required)", .{ path, st.mode & 0o777 });
+    }
+}
+
+fn file_name(buf: *[name_bytes_max + 16]u8, name: []const u8, ext: []const u8) [:0]const u8 {
+    assert(name.len <= name_bytes_max);
+    return std.fmt.bufPrintSentinel(buf, "{s}{s}", .{ name, ext }, 0) catch unreachable;
+}
+
+fn open_file(dir_fd: c.fd_t, dir: []const u8, name: []const u8, ext: []const u8, m: *Message) error{Fail}!c.fd_t {
+    var buf: [name_bytes_max + 16]u8 = undefined;
+    const file = file_name(&buf, name, ext);
+    const fd = sys.openat(dir_fd, file.ptr, .{ .create = true }) catch {
+        if (sys.last() == .LOOP) return m.fail(.unsafe_dir, "unsafe {s}/{s}: it is a symbolic link", .{ dir, file });
+        return m.fail(.io, "cannot open {s}/{s}: errno {s}", .{ dir, file, sys.last_name() });
+    };
+    errdefer sys.close(fd);
+    const st = sys.fstat(fd) catch {
+        return m.fail(.io, "cannot stat {s}/{s}: errno {s}", .{ dir, file, sys.last_name() });
+    };
+    try check_owner(file, st, m);
+    return fd;
+}
+
+/// The exclusive creation lock, waited for with backoff until the bound.
+fn creation_lock(fd: c.fd_t, timeout_ns: u64, m: *Message) error{Fail}!void {
+    const deadline = sys.now_ns() +| timeout_ns;
+    var backoff: lock.Backoff = .{};
+    // Bound: the deadline check below, once backoff is past spinning.
+    while (true) {
+        const r = sys.flock_try(fd) catch return m.fail(.io, "flock failed: errno {s}", .{sys.last_name()});
+        if (r == .locked) return;
+        if (backoff.probing() and sys.now_ns() >= deadline) {
+            return m.fail(.lock_timeout, "another process held the creation lock for more than {d} ms", .{timeout_ns / std.time.ns_per_ms});
+        }
+        backoff.wait();
+    }
+}
+
+const ext_data = ".shmc";
+const ext_lock = ".lock";
+
+/// Opens (creating if needed) the cache `name`. On failure `m` says why.
+pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) error{Fail}!*Handle {
+    if (!name_valid(name)) {
+        return m.fail(.invalid_argument, "cache name must be 1-{d} bytes of letters, digits, '-', '_' or '.', not starting with '.'", .{name_bytes_max});
+    }
+    const geo = region.geometry(options.capacity, options.key_bytes_max, options.value_bytes_max, options.ttl_ms) catch |e| {
+        return switch (e) {
+            error.Capacity => m.fail(.invalid_argument, "capacity must be 1..{d}, got {d}", .{ region.capacity_max, options.capacity }),
+            error.KeyBytes => m.fail(.invalid_argument, "maxKeyBytes must be 1..{d}, got {d}", .{ region.key_bytes_max - 1, options.key_bytes_max -| 1 }),
+            error.ValueBytes => m.fail(.invalid_argument, "maxValueBytes must be at most {d}, got {d}", .{ region.value_bytes_max - 1, options.value_bytes_max -| 1 }),
+            error.TooLarge => m.fail(.invalid_argument, "the region would exceed {d} bytes (capacity {d} x slot of {d}+{d} bytes)", .{ region.region_bytes_max, options.capacity, options.key_bytes_max, options.value_bytes_max }),
+        };
+    };
+    var path_buf: [path_bytes_max]u8 = undefined;
+    const path = try dir_path(dir, &path_buf, m);
+    const dir_fd = try open_dir(path, true, m);
+    defer sys.close(dir_fd);
+    const lock_fd = try open_file(dir_fd, path, name, ext_lock, m);
+    errdefer sys.close(lock_fd);
+    const timeout_ns = options.lock_timeout_ms *| std.time.ns_per_ms;
+    try creation_lock(lock_fd, timeout_ns, m);
+    defer sys.funlock(lock_fd);
+    const data_fd = try open_file(dir_fd, path, name, ext_data, m);
+    // The mapping keeps the file; the descriptor is not needed after mmap.
+    defer sys.close(data_fd);
+    const memory = try map_region(data_fd, geo, path, name, m);
+    errdefer sys.munmap(memory);
+    const slot = liveness.claim(lock_fd) catch |e| return switch (e) {
+        error.TooMany => m.fail(.too_many_handles, "all {d} handle slots of cache {s} are in use", .{ liveness.slots_max, name }),
+        error.Io => m.fail(.io, "cannot lock a liveness slot: errno {s}", .{@tagName(sys.errno_now())}),
+    };
+    const h = std.heap.c_allocator.create(Handle) catch {
+        liveness.release(lock_fd, slot);
+        return m.fail(.out_of_memory, "out of memory", .{});
+    };
+    h.* = .{
+        .memory = memory,
+        .geo = geo,
+        .lock_fd = lock_fd,
+        .live_slot = slot,
+        .pid = sys.getpid(),
+        .lock_timeout_ns = timeout_ns,
+    };
+    return h;
+}
+
+/// Under the creation lock: map an initialized region that matches `geo`,
+/// or build one in a new (or never finished) file.
+fn map_region(fd: c.fd_t, geo: region.Geometry, dir: []const u8, name: []const u8, m: *Message) error{Fail}![]align(sys.page_size) u8 {
+    const st = sys.fstat(fd) catch return m.fail(.io, "cannot stat {s}/{s}{s}: errno {s}", .{ dir, name, ext_data, sys.last_name() });
+    if (st.size >= region.header_bytes) {
+        const memory = sys.mmap_shared(fd, st.size) catch return m.fail(.io, "mmap of {d} bytes failed: errno {s}", .{ st.size, sys.last_name() });
+        const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
+        // Acquire: pairs with the creator's Release store of the marker, so
+        // the configuration written before it is visible.
+        if (@atomicLoad(u32, &header.initialized, .acquire) == region.initialized_done) {
+            check_header(header, geo, st.size, name, m) catch |e| {
+                sys.munmap(memory);
+                return e;
+            };
+            return memory;
+        }
+        // A creator writes the magic (over zeroes) before the marker, so a
+        // file it never finished holds zero or the magic there. Anything
+        // else is not ours to overwrite.
+        const seen_magic = header.magic;
+        sys.munmap(memory);
+        if (seen_magic != 0 and seen_magic != region.magic) {
+            return m.fail(.corrupt, "{s}/{s}{s} is not a shm-cache region (bad magic); remove it with SharedCache.destroy to start over", .{ dir, name, ext_data });
+        }
+        // Never finished by a creator that died: nobody maps it; rebuild.
+    } else if (st.size != 0) {
+        return m.fail(.corrupt, "{s}/{s}{s} is {d} bytes, smaller than a header: not a shm-cache region; remove it with SharedCache.destroy to start over", .{ dir, name, ext_data, st.size });
+    }
+    return create(fd, geo, m);
+}
+
+fn check_header(header: *const region.Header, geo: region.Geometry, file_bytes: u64, name: []const u8, m: *Message) error{Fail}!void {
+    if (header.magic != region.magic) return m.fail(.corrupt, "cache {s}: bad magic, not a shm-cache region; remove it with SharedCache.destroy to start over", .{name});
+    if (header.format != region.format) {
+        return m.fail(.mismatch, "cache {s} has format {d}, this library reads format {d}", .{ name, header.format, region.format });
+    }
+    const fields = [_]struct { []const u8, u64, u64 }{
+        .{ "capacity", header.capacity, geo.capacity },
+        .{ "maxKeyBytes", header.key_bytes_max -| 1, geo.key_bytes_max -| 1 },
+        .{ "maxValueBytes", header.value_bytes_max -| 1, geo.value_bytes_max -| 1 },
+        .{ "ttlMs", header.ttl_ms, geo.ttl_ms },
+    };
+    for (fields) |f| {
+        if (f[1] != f[2]) {
+            return m.fail(.mismatch, "cache {s} exists with {s} {d}, but {d} was requested", .{ name, f[0], f[1], f[2] });
+        }
+    }
+    if (header.table_capacity != geo.table_capacity or header.slot_bytes != geo.slot_bytes or
+        header.region_bytes != geo.region_bytes)
+    {
+        return m.fail(.corrupt, "cache {s}: header geometry is inconsistent with its own limits; remove it with SharedCache.destroy to start over", .{name});
+    }
+    if (file_bytes != geo.region_bytes) {
+        return m.fail(.corrupt, "cache {s}: file is {d} bytes, its header says {d}; remove it with SharedCache.destroy to start over", .{ name, file_bytes, geo.region_bytes });
+    }
+}
+
+fn create(fd: c.fd_t, geo: region.Geometry, m: *Message) error{Fail}![]align(sys.page_size) u8 {
+    // Safe to resize: see the top of the file (no one maps an unfinished file).
+    sys.ftruncate(fd, 0) catch return m.fail(.io, "ftruncate failed: errno {s}", .{sys.last_name()});
+    sys.ftruncate(fd, geo.region_bytes) catch return m.fail(.io, "ftruncate to {d} bytes failed: errno {s}", .{ geo.region_bytes, sys.last_name() });
+    sys.reserve(fd, geo.region_bytes) catch {
+        if (sys.last() == .NOSPC) return m.fail(.no_space, "no space for a region of {d} bytes", .{geo.region_bytes});
+        return m.fail(.io, "fallocate of {d} bytes failed: errno {s}", .{ geo.region_bytes, sys.last_name() });
+    };
+    const memory = sys.mmap_shared(fd, geo.region_bytes) catch return m.fail(.io, "mmap of {d} bytes failed: errno {s}", .{ geo.region_bytes, sys.last_name() });
+    const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
+    // The file is new and zero-filled: only the header needs writing. The
+    // table is all-empty buckets and the slots are free (state 0).
+    header.* = std.mem.zeroes(region.Header);
+    header.magic = region.magic;
+    header.format = region.format;
+    header.capacity = geo.capacity;
+    header.table_capacity = geo.table_capacity;
+    header.key_bytes_max = geo.key_bytes_max;
+    header.value_bytes_max = geo.value_bytes_max;
+    header.slot_bytes = geo.slot_bytes;
+    header.ttl_ms = geo.ttl_ms;
+    header.region_bytes = geo.region_bytes;
+    header.free_head = region.nil;
+    header.fifo_head = region.nil;
+    header.fifo_tail = region.nil;
+    header.hand = region.nil;
+    header.stamp_next = 1;
+    // Release: everything above is visible before the marker (pairs with
+    // the Acquire load in map_region).
+    @atomicStore(u32, &header.initialized, region.initialized_done, .release);
+    return memory;
+}
+
+pub fn close(h: *Handle) void {
+    assert(!h.lock_held);
+    sys.munmap(h.memory);
+    liveness.release(h.lock_fd, h.live_slot);
+    sys.close(h.lock_fd);
+    std.heap.c_allocator.destroy(h);
+}
+
+/// Removes the cache's files. Processes that still map the region keep
+/// their mapping; the next open creates a new region.
+pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void {
+    if (!name_valid(name)) {
+        return m.fail(.invalid_argument, "cache name must be 1-{d} bytes of letters, digits, '-', '_' or '.', not starting with '.'", .{name_bytes_max});
+    }
+    var path_buf: [path_bytes_max]u8 = undefined;
+    const path = try dir_path(dir, &path_buf, m);
+    const dir_fd = open_dir(path, false, m) catch |e| {
+        if (m.status == .io) return; // no directory: nothing to remove
+        return e;
+    };
+    defer sys.close(dir_fd);
+    for ([_][]const u8{ ext_data, ext_lock }) |ext| {
+        var buf: [name_bytes_max + 16]u8 = undefined;
+        const file = file_name(&buf, name, ext);
+        sys.unlinkat(dir_fd, file.ptr) catch {
+            if (sys.last() != .NOENT) return m.fail(.io, "cannot remove {s}/{s}: errno {s}", .{ path, file, sys.last_name() });
+        };
+    }
+}

@@ -1,0 +1,74 @@
+//! A process-local handle on a mapped region: the validated geometry, the
+//! mapping, this handle's liveness slot and its private counters. Accessors
+//! take indices that callers have already bounds-checked (asserted here).
+
+const std = @import("std");
+const assert = std.debug.assert;
+const region = @import("region.zig");
+const sys = @import("sys.zig");
+
+/// Counters that change on reads live here, in process memory, so that a
+/// hit writes no shared cache line (shared counters are in region.Header).
+pub const LocalStats = struct {
+    hits: u64 = 0,
+    misses: u64 = 0,
+    /// Reads that gave up (as a miss) because a live writer stayed
+    /// mid-mutation beyond the bound.
+    read_timeouts: u64 = 0,
+    /// Writes dropped and `lock` calls refused because a live owner held the
+    /// lock beyond the bound.
+    lock_timeouts: u64 = 0,
+    /// Recoveries of a dead owner's lock performed by this handle.
+    recoveries: u64 = 0,
+};
+
+pub const Handle = struct {
+    memory: []align(sys.page_size) u8,
+    geo: region.Geometry,
+    lock_fd: std.c.fd_t,
+    /// This handle's liveness slot (liveness.zig), 1..slots_max.
+    live_slot: u32,
+    pid: u32,
+    /// The lock word this handle installed, while it holds the lock.
+    lock_word: u64 = 0,
+    lock_held: bool = false,
+    lock_timeout_ns: u64,
+    local: LocalStats = .{},
+    /// Test hook: when non-zero, the writer stops (SIGSTOP to itself is
+    /// avoided; it spins forever) at that numbered step. See store.zig.
+    fault_step: u32 = 0,
+
+    pub fn header(h: *const Handle) *region.Header {
+        return @ptrCast(@alignCast(h.memory.ptr));
+    }
+
+    pub fn bucket(h: *const Handle, index: u32) *u64 {
+        assert(index < h.geo.table_capacity);
+        const offset = h.geo.table_offset + @as(u64, index) * 8;
+        return @ptrCast(@alignCast(h.memory.ptr + offset));
+    }
+
+    pub fn table_bytes(h: *const Handle) []u8 {
+        const start: usize = @intCast(h.geo.table_offset);
+        const len: usize = @as(usize, h.geo.table_capacity) * 8;
+        return h.memory[start..][0..len];
+    }
+
+    pub fn slot(h: *const Handle, index: u32) *region.Slot {
+        assert(index < h.geo.capacity);
+        const offset = h.geo.slots_offset + @as(u64, index) * h.geo.slot_bytes;
+        assert(offset + h.geo.slot_bytes <= h.memory.len);
+        return @ptrCast(@alignCast(h.memory.ptr + offset));
+    }
+
+    /// The key bytes area of a slot (key_bytes_max long).
+    pub fn slot_key(h: *const Handle, index: u32) [*]u8 {
+        const s: [*]u8 = @ptrCast(h.slot(index));
+        return s + @sizeOf(region.Slot);
+    }
+
+    /// The value bytes area of a slot (value_bytes_max long).
+    pub fn slot_value(h: *const Handle, index: u32) [*]u8 {
+        return h.slot_key(index) + h.geo.key_bytes_max;
+    }
+};

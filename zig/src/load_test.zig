@@ -1,0 +1,68 @@
+//! Loads the built shared library with dlopen (its path comes from build.zig) and drives it through the C ABI, as the TypeScript side does.
+
+const std = @import("std");
+const c = std.c;
+
+const OpenFn = *const fn (?[*]const u8, u32, ?[*]const u8, u32, [*]const f64, [*]u8, u32, [*]i32) callconv(.c) ?*anyopaque;
+const CloseFn = *const fn (?*anyopaque) callconv(.c) void;
+const InsertFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]const u8, u32, f64) callconv(.c) i32;
+const LookupFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]u8, u32) callconv(.c) i32;
+const RemoveFn = *const fn (?*anyopaque, ?[*]const u8, u32) callconv(.c) i32;
+const VerifyFn = *const fn (?*anyopaque, u32, [*]u8, u32, [*]u32) callconv(.c) i32;
+const DestroyFn = *const fn (?[*]const u8, u32, ?[*]const u8, u32, [*]u8, u32, [*]i32) callconv(.c) i32;
+
+fn symbol(lib: *anyopaque, comptime T: type, name: [*:0]const u8) !T {
+    const p = c.dlsym(lib, name) orelse return error.MissingSymbol;
+    return @ptrCast(@alignCast(p));
+}
+
+test "the shared library round-trips through its C ABI" {
+    var path_buf: [4096]u8 = undefined;
+    const path = try std.fmt.bufPrintSentinel(&path_buf, "{s}", .{@import("paths").library}, 0);
+    const lib = c.dlopen(path, .{ .NOW = true }) orelse return error.DlopenFailed;
+    defer _ = c.dlclose(lib);
+    const open = try symbol(lib, OpenFn, "shmc_open");
+    const close = try symbol(lib, CloseFn, "shmc_close");
+    const insert = try symbol(lib, InsertFn, "shmc_insert");
+    const lookup = try symbol(lib, LookupFn, "shmc_lookup");
+    const remove = try symbol(lib, RemoveFn, "shmc_remove");
+    const verify = try symbol(lib, VerifyFn, "shmc_verify");
+    const destroy = try symbol(lib, DestroyFn, "shmc_destroy");
+
+    var dir_buf: [64]u8 = undefined;
+    const dir = try std.fmt.bufPrint(&dir_buf, "/tmp/shmc-zig-test-{d}", .{c.getpid()});
+    const name = "load-test";
+    var err: [256]u8 = undefined;
+    var status: [2]i32 = .{ 0, 0 };
+    const config = [_]f64{ 64, 32, 64, 0, 1000 };
+    const h = open(dir.ptr, @intCast(dir.len), name, name.len, &config, &err, err.len, &status) orelse {
+        std.debug.print("open failed: {s}\n", .{err[0..@intCast(status[1])]});
+        return error.OpenFailed;
+    };
+    defer {
+        close(h);
+        _ = destroy(dir.ptr, @intCast(dir.len), name, name.len, &err, err.len, &status);
+        var z: [65]u8 = undefined;
+        const dz = std.fmt.bufPrintSentinel(&z, "{s}", .{dir}, 0) catch unreachable;
+        _ = c.rmdir(dz.ptr);
+    }
+    try std.testing.expectEqual(@as(i32, 0), insert(h, "k1", 2, "value-1", 7, -1));
+    var out: [64]u8 = undefined;
+    try std.testing.expectEqual(@as(i32, 7), lookup(h, "k1", 2, &out, out.len));
+    try std.testing.expectEqualStrings("value-1", out[0..7]);
+    try std.testing.expectEqual(@as(i32, -1), lookup(h, "nope", 4, &out, out.len));
+    // Fill beyond capacity: eviction keeps the cache usable and consistent.
+    var i: u32 = 0;
+    while (i < 200) : (i += 1) {
+        var kb: [16]u8 = undefined;
+        const k = try std.fmt.bufPrint(&kb, "key-{d}", .{i});
+        try std.testing.expectEqual(@as(i32, 0), insert(h, k.ptr, @intCast(k.len), "v", 1, -1));
+    }
+    try std.testing.expectEqual(@as(i32, 0), remove(h, "key-199", 7));
+    try std.testing.expectEqual(@as(i32, -1), remove(h, "key-199", 7));
+    var report: [512]u8 = undefined;
+    var report_len: [1]u32 = .{0};
+    const problems = verify(h, 0, &report, report.len, &report_len);
+    if (problems != 0) std.debug.print("{s}\n", .{report[0..report_len[0]]});
+    try std.testing.expectEqual(@as(i32, 0), problems);
+}

@@ -1,0 +1,211 @@
+//! The layout of a cache region: one memory-mapped file shared by every
+//! process that opens the cache.
+//!
+//!   [ header: 4096 bytes ][ table: table_capacity × u64 ][ slots: capacity × slot_bytes ]
+//!
+//! Invariants (each holds whenever `seq` is even and nobody holds the lock
+//! mid-mutation; crash recovery re-establishes them from the slots alone):
+//! - A slot is *live* iff `state == occupied`, its lengths are within the
+//!   limits and its checksum matches. Live slots are exactly the slots linked
+//!   in the FIFO list and referenced by exactly one table bucket; every other
+//!   slot below `high_water` is on the free list.
+//! - The table, the FIFO list, the free list, `count` and `hand` are derived
+//!   state: `store.rebuild` recomputes all of them from the live slots. That
+//!   is what makes a writer's death at any instruction recoverable.
+//!
+//! The file is untrusted input: nothing read from it is used as an offset or
+//! a length before it is checked against the geometry, which itself is
+//! recomputed from the caller's options rather than taken from the file.
+//! A stale or torn read by a lock-free reader costs only a retry: readers
+//! validate through the seqlock before they return anything.
+
+const std = @import("std");
+const assert = std.debug.assert;
+
+pub const magic: u64 = 0x4548_4341_434D_4853; // "SHMCACHE", little endian
+/// Changes whenever the layout or the locking protocol changes.
+pub const format: u32 = 1;
+/// Written last by a creator; a region without it was never finished.
+pub const initialized_done: u32 = 0x494E_4954; // "INIT"
+
+pub const nil: u32 = std.math.maxInt(u32);
+pub const header_bytes: u64 = 4096;
+pub const line_bytes = 64;
+
+pub const capacity_max: u32 = 1 << 26;
+pub const key_bytes_max: u32 = 1 << 16;
+pub const value_bytes_max: u32 = 1 << 27;
+pub const region_bytes_max: u64 = 1 << 40;
+
+pub const Header = extern struct {
+    // Line 0: configuration, written once by the creator, then read-only.
+    magic: u64,
+    format: u32,
+    initialized: u32,
+    capacity: u32,
+    table_capacity: u32,
+    key_bytes_max: u32,
+    value_bytes_max: u32,
+    slot_bytes: u32,
+    reserved_config: u32,
+    ttl_ms: u64,
+    region_bytes: u64,
+    pad0: [line_bytes - 56]u8,
+
+    // Line 1: the seqlock counter, read by every reader; written by writers.
+    seq: u64,
+    pad1: [line_bytes - 8]u8,
+
+    // Line 2: the writer lock word (lock.zig), apart from seq so that lock
+    // traffic does not invalidate the readers' line more than needed.
+    lock_word: u64,
+    pad2: [line_bytes - 8]u8,
+
+    // Line 3: structure state, written only under the lock with seq odd.
+    count: u32,
+    high_water: u32,
+    free_head: u32,
+    fifo_head: u32, // newest entry
+    fifo_tail: u32, // oldest entry
+    hand: u32, // SIEVE hand, nil = start at the tail
+    stamp_next: u64,
+    pad3: [line_bytes - 32]u8,
+
+    // Line 4: shared counters, written only by the lock holder. Per-read
+    // counters (hits, misses) live in each process's handle instead, so a
+    // hit writes no shared cache line.
+    sets: u64,
+    deletes: u64,
+    evictions: u64,
+    expirations: u64,
+    recoveries: u64,
+    rebuilds: u64,
+    pad4: [line_bytes - 48]u8,
+};
+
+comptime {
+    assert(@sizeOf(Header) == 5 * line_bytes);
+    assert(@sizeOf(Header) <= header_bytes);
+    assert(@offsetOf(Header, "seq") == 1 * line_bytes);
+    assert(@offsetOf(Header, "lock_word") == 2 * line_bytes);
+    assert(@offsetOf(Header, "count") == 3 * line_bytes);
+    assert(@offsetOf(Header, "sets") == 4 * line_bytes);
+}
+
+pub const slot_free: u8 = 0;
+pub const slot_occupied: u8 = 1;
+
+/// The fixed header of every slot; the key and then the value follow it.
+pub const Slot = extern struct {
+    /// Over hash, expiry, stamp, lengths, state, key and value; written
+    /// before `state` becomes occupied. Links and `visited` are not covered:
+    /// they are derived or advisory.
+    checksum: u64,
+    hash: u64,
+    /// CLOCK_MONOTONIC nanoseconds; 0 = never expires.
+    expires_ns: u64,
+    /// Insertion order, for rebuilding the FIFO list after a crash.
+    stamp: u64,
+    key_len: u32,
+    value_len: u32,
+    /// Toward the newer neighbour in the FIFO list (nil at the head).
+    prev: u32,
+    /// Toward the older neighbour; the free list also links through it.
+    next: u32,
+    state: u8,
+    /// SIEVE's visited bit: set by lock-free readers, cleared by the hand.
+    visited: u8,
+    reserved: [14]u8,
+};
+
+comptime {
+    assert(@sizeOf(Slot) == 64);
+    assert(@alignOf(Slot) == 8);
+}
+
+/// Sizes and offsets, always computed from the caller's options (never read
+/// back from the file), so validating a file means comparing against these.
+pub const Geometry = struct {
+    capacity: u32,
+    table_capacity: u32,
+    key_bytes_max: u32,
+    value_bytes_max: u32,
+    slot_bytes: u32,
+    ttl_ms: u64,
+    table_offset: u64,
+    slots_offset: u64,
+    region_bytes: u64,
+};
+
+pub const GeometryError = error{ Capacity, KeyBytes, ValueBytes, TooLarge };
+
+pub fn geometry(capacity: u64, key_max: u64, value_max: u64, ttl_ms: u64) GeometryError!Geometry {
+    if (capacity < 1 or capacity > capacity_max) return error.Capacity;
+    if (key_max < 1 or key_max > key_bytes_max) return error.KeyBytes;
+    if (value_max > value_bytes_max) return error.ValueBytes;
+    // Twice the entries, rounded up to a power of two: load factor <= 0.5
+    // keeps linear probes short and guarantees a free bucket for every insert.
+    const table_capacity = std.math.ceilPowerOfTwo(u64, capacity * 2) catch return error.TooLarge;
+    const slot_raw = @sizeOf(Slot) + key_max + value_max;
+    const slot_bytes = std.mem.alignForward(u64, slot_raw, 8);
+    const table_bytes = std.math.mul(u64, table_capacity, 8) catch return error.TooLarge;
+    const slots_offset = std.mem.alignForward(u64, header_bytes + table_bytes, line_bytes);
+    const slots_bytes = std.math.mul(u64, capacity, slot_bytes) catch return error.TooLarge;
+    const region_bytes_raw = std.math.add(u64, slots_offset, slots_bytes) catch return error.TooLarge;
+    const region_bytes = std.mem.alignForward(u64, region_bytes_raw, 4096);
+    if (region_bytes > region_bytes_max) return error.TooLarge;
+    assert(table_capacity <= std.math.maxInt(u32));
+    assert(slot_bytes <= std.math.maxInt(u32));
+    return .{
+        .capacity = @intCast(capacity),
+        .table_capacity = @intCast(table_capacity),
+        .key_bytes_max = @intCast(key_max),
+        .value_bytes_max = @intCast(value_max),
+        .slot_bytes = @intCast(slot_bytes),
+        .ttl_ms = ttl_ms,
+        .table_offset = header_bytes,
+        .slots_offset = slots_offset,
+        .region_bytes = region_bytes,
+    };
+}
+
+/// A bucket is one u64 so lock-free readers load it without tearing:
+/// high 32 bits = the key hash's high 32 bits (the tag, which also gives the
+/// bucket's home index), low 32 bits = slot index + 1 (0 = empty bucket).
+pub fn bucket_make(tag: u32, slot: u32) u64 {
+    assert(slot < capacity_max);
+    return (@as(u64, tag) << 32) | (slot + 1);
+}
+
+pub fn bucket_tag(bucket: u64) u32 {
+    return @intCast(bucket >> 32);
+}
+
+/// The slot index, or nil for an empty bucket. May be out of range when the
+/// file is corrupt: callers check against the capacity.
+pub fn bucket_slot(bucket: u64) u32 {
+    const low: u32 = @truncate(bucket);
+    return low -% 1;
+}
+
+pub fn hash_tag(hash: u64) u32 {
+    return @intCast(hash >> 32);
+}
+
+test "geometry rejects bad sizes and overflow" {
+    try std.testing.expectError(error.Capacity, geometry(0, 16, 16, 0));
+    try std.testing.expectError(error.KeyBytes, geometry(1, 0, 16, 0));
+    try std.testing.expectError(error.ValueBytes, geometry(1, 16, value_bytes_max + 1, 0));
+    try std.testing.expectError(error.TooLarge, geometry(capacity_max, key_bytes_max, value_bytes_max, 0));
+    const g = try geometry(1000, 16, 100, 0);
+    try std.testing.expectEqual(@as(u32, 2048), g.table_capacity);
+    try std.testing.expect(g.slots_offset >= header_bytes + 2048 * 8);
+    try std.testing.expect(g.region_bytes % 4096 == 0);
+}
+
+test "bucket encoding round-trips" {
+    const b = bucket_make(0xDEADBEEF, 41);
+    try std.testing.expectEqual(@as(u32, 0xDEADBEEF), bucket_tag(b));
+    try std.testing.expectEqual(@as(u32, 41), bucket_slot(b));
+    try std.testing.expectEqual(nil, bucket_slot(0));
+}

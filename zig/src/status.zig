@@ -1,0 +1,39 @@
+//! Status codes of the C ABI. The TypeScript side turns each into an
+//! exception in exactly one place (`lib/errors.ts`); keep the two in step.
+
+/// Every exported function that can fail returns one of these (negated where
+/// a non-negative result carries data, as `shmc_lookup` does with lengths).
+pub const Status = enum(c_int) {
+    ok = 0,
+    /// The key is not present (or expired). Not an error.
+    miss = 1,
+    /// An argument is out of its documented range; the message names it.
+    invalid_argument = 2,
+    /// A key or value exceeds the limits the region was created with.
+    too_large = 3,
+    /// The writer lock (or the creation lock) stayed with a live owner
+    /// beyond the handle's bound. Nothing was changed.
+    lock_timeout = 4,
+    /// This handle already holds the writer lock (re-entry would deadlock).
+    lock_held = 5,
+    /// The shared file does not hold a valid region.
+    corrupt = 6,
+    /// The region exists with other geometry, TTL or format.
+    mismatch = 7,
+    /// The directory is a symlink, foreign-owned or group/other accessible.
+    unsafe_dir = 8,
+    /// A system call failed; the message names it and errno.
+    io = 9,
+    /// The file system has no room for the region.
+    no_space = 10,
+    /// Every liveness slot of the cache is held by an open handle.
+    too_many_handles = 11,
+    /// `unlock` without `lock`.
+    not_locked = 12,
+    /// Out of process memory.
+    out_of_memory = 13,
+};
+
+pub fn code(status: Status) c_int {
+    return @intFromEnum(status);
+}

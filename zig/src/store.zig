@@ -1,0 +1,604 @@
+//! The cache operations: lock-free lookup, and insert, remove, clear and
+//! rebuild under the writer lock.
+//!
+//! Crash consistency. Every mutation runs with seq odd and orders its
+//! stores (compiler barriers; a killed process has completed a prefix of
+//! its stores in program order) so that each has one *commit point*, a
+//! single store that decides the outcome when the writer dies:
+//! - insert/overwrite: the slot's `state` becomes free first, the fields,
+//!   key, value and checksum are written, then `state` becomes occupied.
+//!   Dying before the last store leaves no live entry for the key (the
+//!   overwrite is lost, never torn); after it, the entry is complete.
+//! - remove and eviction: `state` becomes free first.
+//! - clear: `high_water` becomes 0 first (rebuild only scans below it).
+//! - a slot taken above `high_water` is marked free *before* high_water
+//!   grows, so stale content from before a clear is never resurrected.
+//! Everything else (table, FIFO list, free list, count, hand) is derived:
+//! whoever next takes the lock and finds seq odd calls `rebuild`, which
+//! recomputes it from the live slots (state occupied, lengths within the
+//! limits, checksum correct). A reader therefore only ever returns a value
+//! that one complete `set` wrote: it validates through the seqlock, and a
+//! dead writer's seq stays odd until the rebuild is done.
+
+const std = @import("std");
+const assert = std.debug.assert;
+const region = @import("region.zig");
+const table = @import("table.zig");
+const sieve = @import("sieve.zig");
+const seqlock = @import("seqlock.zig");
+const lock = @import("lock.zig");
+const liveness = @import("liveness.zig");
+const sys = @import("sys.zig");
+const Status = @import("status.zig").Status;
+const Handle = @import("handle.zig").Handle;
+
+const hash_seed: u64 = 0x5348_4D43_6B65_7931;
+const checksum_seed: u64 = 0x5348_4D43_7375_6D31;
+
+pub fn key_hash(key: []const u8) u64 {
+    return std.hash.Wyhash.hash(hash_seed, key);
+}
+
+// ---------------------------------------------------------------- faults
+
+/// Numbered points inside the mutations. A test sets `Handle.fault_step`
+/// (exports.zig: shmc_test_fault) and the writer parks forever at that
+/// point, holding the lock with seq odd, so the test can SIGKILL it there.
+pub const Fault = enum(u32) {
+    none = 0,
+    insert_after_free_mark = 1,
+    insert_after_fields = 2,
+    insert_after_commit = 3,
+    insert_after_link = 4,
+    remove_after_commit = 5,
+    remove_after_unlink_table = 6,
+    evict_after_choose = 7,
+    clear_after_commit = 8,
+    overwrite_after_free_mark = 9,
+    lock_held_even = 10,
+};
+
+fn fault(h: *const Handle, point: Fault) void {
+    if (h.fault_step != @intFromEnum(point)) return;
+    // Park until killed: the test's SIGKILL arrives while we sleep here.
+    while (true) sys.sleep_ns(std.time.ns_per_ms);
+}
+
+// ---------------------------------------------------------------- slots
+
+fn slot_checksum(h: *const Handle, index: u32, state: u8) u64 {
+    const s = h.slot(index);
+    var hasher = std.hash.Wyhash.init(checksum_seed);
+    const fields = [_]u64{
+        s.hash,
+        s.expires_ns,
+        s.stamp,
+        (@as(u64, s.key_len) << 32) | s.value_len,
+        state,
+    };
+    hasher.update(std.mem.sliceAsBytes(&fields));
+    const key_len = @min(s.key_len, h.geo.key_bytes_max);
+    const value_len = @min(s.value_len, h.geo.value_bytes_max);
+    hasher.update(h.slot_key(index)[0..key_len]);
+    hasher.update(h.slot_value(index)[0..value_len]);
+    return hasher.final();
+}
+
+/// Whether a slot holds a complete entry (writers and rebuild only).
+fn slot_live(h: *const Handle, index: u32) bool {
+    const s = h.slot(index);
+    if (s.state != region.slot_occupied) return false;
+    if (s.key_len > h.geo.key_bytes_max or s.value_len > h.geo.value_bytes_max) return false;
+    return slot_checksum(h, index, region.slot_occupied) == s.checksum;
+}
+
+fn slot_key_eql(h: *const Handle, index: u32, key: []const u8) bool {
+    return std.mem.eql(u8, h.slot_key(index)[0..key.len], key);
+}
+
+const WriteKind = enum { fresh, overwrite };
+
+fn write_slot(h: *Handle, index: u32, hash: u64, key: []const u8, value: []const u8, expires_ns: u64, kind: WriteKind) void {
+    assert(key.len <= h.geo.key_bytes_max);
+    assert(value.len <= h.geo.value_bytes_max);
+    const header = h.header();
+    const s = h.slot(index);
+    // Commit order, see the top of the file. Monotonic stores: readers load
+    // these fields atomically (they are validated by the seqlock anyway).
+    @atomicStore(u8, &s.state, region.slot_free, .monotonic);
+    sys.compiler_barrier();
+    fault(h, if (kind == .fresh) .insert_after_free_mark else .overwrite_after_free_mark);
+    const stamp = header.stamp_next;
+    header.stamp_next = stamp +% 1;
+    @atomicStore(u64, &s.hash, hash, .monotonic);
+    @atomicStore(u64, &s.expires_ns, expires_ns, .monotonic);
+    s.stamp = stamp;
+    @atomicStore(u32, &s.key_len, @intCast(key.len), .monotonic);
+    @atomicStore(u32, &s.value_len, @intCast(value.len), .monotonic);
+    @memcpy(h.slot_key(index)[0..key.len], key);
+    @memcpy(h.slot_value(index)[0..value.len], value);
+    if (kind == .fresh) @atomicStore(u8, &s.visited, 0, .monotonic);
+    sys.compiler_barrier();
+    fault(h, .insert_after_fields);
+    s.checksum = slot_checksum(h, index, region.slot_occupied);
+    sys.compiler_barrier();
+    @atomicStore(u8, &s.state, region.slot_occupied, .monotonic);
+    sys.compiler_barrier();
+    fault(h, .insert_after_commit);
+}
+
+// ---------------------------------------------------------------- reads
+
+const Probe = union(enum) {
+    hit: u32, // value length
+    miss,
+    expired,
+    /// Inconsistent data: a concurrent writer (the seqlock will say) or a
+    /// corrupt region.
+    garbage,
+};
+
+/// Looks `key` up without any lock. Everything read is bounds-checked
+/// before use; the caller decides by the seqlock whether to believe it.
+/// `out` null only tests presence.
+fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit_index: *u32) Probe {
+    const tag = region.hash_tag(hash);
+    const mask = h.geo.table_capacity - 1;
+    var index = tag & mask;
+    var step: u32 = 0;
+    while (step < h.geo.table_capacity) : (step += 1) {
+        const b = table.load(h, index);
+        if (b == 0) return .miss;
+        if (region.bucket_tag(b) == tag) {
+            const si = region.bucket_slot(b);
+            if (si >= h.geo.capacity) return .garbage;
+            const s = h.slot(si);
+            // Each field is loaded once (atomically, Monotonic) so that the
+            // value checked is the value used: no double fetch.
+            const same = @atomicLoad(u64, &s.hash, .monotonic) == hash and
+                @atomicLoad(u32, &s.key_len, .monotonic) == key.len and
+                @atomicLoad(u8, &s.state, .monotonic) == region.slot_occupied;
+            if (same and slot_key_eql(h, si, key)) {
+                const value_len = @atomicLoad(u32, &s.value_len, .monotonic);
+                if (value_len > h.geo.value_bytes_max) return .garbage;
+                const expires = @atomicLoad(u64, &s.expires_ns, .monotonic);
+                if (expires != 0 and sys.now_ns() >= expires) return .expired;
+                if (out) |buf| {
+                    if (value_len > buf.len) return .garbage;
+                    @memcpy(buf[0..value_len], h.slot_value(si)[0..value_len]);
+                }
+                hit_index.* = si;
+                return .{ .hit = value_len };
+            }
+        }
+        index = (index + 1) & mask;
+    }
+    return .garbage;
+}
+
+pub const LookupError = error{ TooLarge, Timeout };
+
+/// The value's length (copied into `out`), or null on a miss.
+pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8) LookupError!?u32 {
+    if (key.len > h.geo.key_bytes_max) return error.TooLarge;
+    const hash = key_hash(key);
+    const header = h.header();
+    var hit_index: u32 = 0;
+    if (h.lock_held) {
+        // We are the only writer and between mutations: no validation.
+        return count_read(h, probe(h, hash, key, out, &hit_index), hit_index, out != null);
+    }
+    var deadline_ns: u64 = 0;
+    var backoff: lock.Backoff = .{};
+    // Bound: every iteration either returns or waits in backoff; once
+    // backoff is past spinning, the deadline check returns Timeout.
+    while (true) {
+        const s1 = seqlock.load_acquire(header);
+        if (s1 & 1 == 0) {
+            const result = probe(h, hash, key, out, &hit_index);
+            if (seqlock.validate(header, s1)) return count_read(h, result, hit_index, out != null);
+        }
+        if (deadline_ns == 0) deadline_ns = sys.now_ns() + h.lock_timeout_ns;
+        if (backoff.probing()) {
+            if (sys.now_ns() >= deadline_ns) {
+                h.local.read_timeouts += 1;
+                h.local.misses += 1;
+                return error.Timeout;
+            }
+            if (seqlock.is_odd(header)) recover_if_dead(h, deadline_ns);
+        }
+        backoff.wait();
+    }
+}
+
+/// A presence test (`use` false, from `has`) neither counts nor marks the
+/// entry visited: only a read of the value is a use.
+fn count_read(h: *Handle, result: Probe, hit_index: u32, use: bool) ?u32 {
+    switch (result) {
+        .hit => |len| {
+            if (!use) return len;
+            h.local.hits += 1;
+            const s = h.slot(hit_index);
+            // Advisory SIEVE bit. Load first so a hot entry's line is not
+            // written on every hit; Monotonic, since a lost or misplaced bit
+            // (the slot was reused meanwhile) only affects eviction choice.
+            if (@atomicLoad(u8, &s.visited, .monotonic) == 0) {
+                @atomicStore(u8, &s.visited, 1, .monotonic);
+            }
+            return len;
+        },
+        // A validated .garbage means a corrupt region: report a miss; the
+        // next writer that trips over it rebuilds.
+        .miss, .expired, .garbage => {
+            if (use) h.local.misses += 1;
+            return null;
+        },
+    }
+}
+
+/// A reader found seq odd for longer than a spin. If the lock owner is
+/// dead (or the lock is free, which with an odd seq also means a writer
+/// died), take the lock, which repairs, and give it back.
+fn recover_if_dead(h: *Handle, deadline_ns: u64) void {
+    const word = @atomicLoad(u64, &h.header().lock_word, .monotonic);
+    const owner = lock.word_slot(word);
+    const dead = owner == 0 or owner == h.live_slot or !liveness.is_alive(h.lock_fd, owner);
+    if (!dead) return;
+    if (acquire(h, deadline_ns)) |_| {
+        lock.release(h);
+    } else |_| {}
+}
+
+// ---------------------------------------------------------------- locking
+
+/// Takes the writer lock and repairs what a dead owner left behind.
+pub fn acquire(h: *Handle, deadline_ns: u64) error{ Timeout, Held }!void {
+    const how = try lock.acquire(h, deadline_ns);
+    const header = h.header();
+    if (how == .recovered) header.recoveries +%= 1;
+    if (@atomicLoad(u64, &header.seq, .monotonic) & 1 == 1) {
+        // The previous owner died mid-mutation: seq stays odd (readers keep
+        // out) while we rebuild, then becomes even.
+        rebuild(h);
+        seqlock.write_end(header);
+    }
+    fault(h, .lock_held_even);
+}
+
+fn deadline(h: *const Handle) u64 {
+    return sys.now_ns() +| h.lock_timeout_ns;
+}
+
+/// Runs `op` under the lock, taking it for the call unless the handle
+/// already holds it (a `cache.lock()` transaction).
+fn locked(h: *Handle) error{Timeout}!bool {
+    if (h.lock_held) return false;
+    acquire(h, deadline(h)) catch |err| switch (err) {
+        error.Timeout => {
+            h.local.lock_timeouts += 1;
+            return error.Timeout;
+        },
+        error.Held => unreachable, // checked above
+    };
+    return true;
+}
+
+// ---------------------------------------------------------------- writes
+
+const Found = struct { slot: u32, bucket: u32 };
+
+/// Writer-side lookup (no seqlock: the caller holds the lock).
+fn find_key(h: *const Handle, hash: u64, key: []const u8) ?Found {
+    const tag = region.hash_tag(hash);
+    const mask = h.geo.table_capacity - 1;
+    var index = tag & mask;
+    var step: u32 = 0;
+    while (step < h.geo.table_capacity) : (step += 1) {
+        const b = table.load(h, index);
+        if (b == 0) return null;
+        const si = region.bucket_slot(b);
+        if (region.bucket_tag(b) == tag and si < h.geo.capacity) {
+            const s = h.slot(si);
+            if (s.hash == hash and s.key_len == key.len and slot_key_eql(h, si, key)) {
+                return .{ .slot = si, .bucket = index };
+            }
+        }
+        index = (index + 1) & mask;
+    }
+    return null;
+}
+
+const Corrupt = sieve.Corrupt;
+
+/// Removes a live entry's links. `state` becomes free first (the commit).
+fn remove_entry(h: *Handle, index: u32, push_free: bool) Corrupt!void {
+    const header = h.header();
+    const s = h.slot(index);
+    @atomicStore(u8, &s.state, region.slot_free, .monotonic);
+    sys.compiler_barrier();
+    fault(h, .remove_after_commit);
+    const bucket = table.find_slot(h, region.hash_tag(s.hash), index) orelse return error.Corrupt;
+    table.remove(h, bucket);
+    fault(h, .remove_after_unlink_table);
+    try sieve.unlink(h, index);
+    if (header.count == 0) return error.Corrupt;
+    header.count -= 1;
+    if (push_free) {
+        s.next = header.free_head;
+        header.free_head = index;
+    }
+}
+
+fn allocate(h: *Handle) Corrupt!u32 {
+    const header = h.header();
+    if (header.free_head != region.nil) {
+        const index = header.free_head;
+        if (index >= header.high_water or index >= h.geo.capacity) return error.Corrupt;
+        const next = h.slot(index).next;
+        if (next != region.nil and next >= h.geo.capacity) return error.Corrupt;
+        header.free_head = next;
+        return index;
+    }
+    if (header.high_water < h.geo.capacity) {
+        const index = header.high_water;
+        // Free before it counts as used: see "Crash consistency" above.
+        @atomicStore(u8, &h.slot(index).state, region.slot_free, .monotonic);
+        sys.compiler_barrier();
+        header.high_water = index + 1;
+        return index;
+    }
+    if (header.high_water != h.geo.capacity) return error.Corrupt;
+    const victim = try sieve.choose(h, sys.now_ns());
+    fault(h, .evict_after_choose);
+    try remove_entry(h, victim.index, false);
+    if (victim.expired) header.expirations +%= 1 else header.evictions +%= 1;
+    return victim.index;
+}
+
+fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expires_ns: u64) Corrupt!void {
+    const header = h.header();
+    if (header.count > h.geo.capacity or header.high_water > h.geo.capacity) return error.Corrupt;
+    if (find_key(h, hash, key)) |found| {
+        write_slot(h, found.slot, hash, key, value, expires_ns, .overwrite);
+    } else {
+        const index = try allocate(h);
+        write_slot(h, index, hash, key, value, expires_ns, .fresh);
+        try sieve.push_head(h, index);
+        if (!table.insert(h, region.hash_tag(hash), index)) return error.Corrupt;
+        header.count += 1;
+        fault(h, .insert_after_link);
+    }
+    header.sets +%= 1;
+}
+
+pub const WriteError = error{ TooLarge, Timeout, Corrupt };
+
+/// Expiry for a per-entry TTL: negative = the cache default, 0 = never.
+fn expiry(h: *const Handle, ttl_ms: f64) u64 {
+    const ms: f64 = if (ttl_ms < 0) @floatFromInt(h.geo.ttl_ms) else ttl_ms;
+    if (ms <= 0 or std.math.isInf(ms)) return 0;
+    const ns_f = @min(ms * std.time.ns_per_ms, 1.0e18);
+    return sys.now_ns() +| @as(u64, @intFromFloat(ns_f));
+}
+
+pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64) WriteError!void {
+    if (key.len > h.geo.key_bytes_max or value.len > h.geo.value_bytes_max) return error.TooLarge;
+    const hash = key_hash(key);
+    const expires_ns = expiry(h, ttl_ms);
+    const auto = try locked(h);
+    defer if (auto) lock.release(h);
+    const header = h.header();
+    seqlock.write_begin(header);
+    defer seqlock.write_end(header);
+    insert_locked(h, hash, key, value, expires_ns) catch {
+        // The file held an inconsistent structure: rebuild it from the
+        // live slots and try once more on a consistent one.
+        rebuild(h);
+        insert_locked(h, hash, key, value, expires_ns) catch return error.Corrupt;
+    };
+}
+
+/// True if a live, unexpired entry was removed.
+pub fn remove(h: *Handle, key: []const u8) WriteError!bool {
+    if (key.len > h.geo.key_bytes_max) return error.TooLarge;
+    const hash = key_hash(key);
+    const auto = try locked(h);
+    defer if (auto) lock.release(h);
+    const header = h.header();
+    // Find first: a miss needs no odd seq (we are the only writer).
+    const found = find_key(h, hash, key) orelse return false;
+    const expires = h.slot(found.slot).expires_ns;
+    const was_live = expires == 0 or sys.now_ns() < expires;
+    seqlock.write_begin(header);
+    defer seqlock.write_end(header);
+    remove_entry(h, found.slot, true) catch {
+        rebuild(h);
+        return false;
+    };
+    if (was_live) header.deletes +%= 1 else header.expirations +%= 1;
+    return was_live;
+}
+
+pub fn clear(h: *Handle) error{Timeout}!void {
+    const auto = try locked(h);
+    defer if (auto) lock.release(h);
+    const header = h.header();
+    seqlock.write_begin(header);
+    defer seqlock.write_end(header);
+    header.high_water = 0; // the commit point
+    sys.compiler_barrier();
+    fault(h, .clear_after_commit);
+    reset_derived(h);
+}
+
+fn reset_derived(h: *Handle) void {
+    const header = h.header();
+    header.free_head = region.nil;
+    header.fifo_head = region.nil;
+    header.fifo_tail = region.nil;
+    header.hand = region.nil;
+    header.count = 0;
+    table.clear(h);
+}
+
+// ---------------------------------------------------------------- rebuild
+
+const Live = struct { stamp: u64, index: u32 };
+
+fn newer_first(_: void, a: Live, b: Live) bool {
+    return a.stamp > b.stamp;
+}
+
+/// Recomputes every derived structure from the live slots. Caller holds
+/// the lock with seq odd. Bounded: one pass over high_water slots plus a
+/// sort; allocates one array of live slots (if that fails, slot order
+/// replaces insertion order, which only affects eviction order).
+pub fn rebuild(h: *Handle) void {
+    const header = h.header();
+    assert(h.lock_held);
+    if (header.high_water > h.geo.capacity) header.high_water = h.geo.capacity;
+    const high_water = header.high_water;
+    reset_derived(h);
+    var stamp_max: u64 = 0;
+    const list_opt = std.heap.c_allocator.alloc(Live, high_water) catch null;
+    defer if (list_opt) |list| std.heap.c_allocator.free(list);
+    var n: usize = 0;
+    var index: u32 = 0;
+    while (index < high_water) : (index += 1) {
+        if (slot_live(h, index)) {
+            const s = h.slot(index);
+            stamp_max = @max(stamp_max, s.stamp);
+            if (list_opt) |list| {
+                list[n] = .{ .stamp = s.stamp, .index = index };
+                n += 1;
+            } else {
+                relink(h, index);
+            }
+        } else {
+            free_slot(h, index);
+        }
+    }
+    if (list_opt) |list| {
+        std.mem.sort(Live, list[0..n], {}, newer_first);
+        for (list[0..n]) |live| relink(h, live.index);
+    }
+    header.stamp_next = @max(header.stamp_next, stamp_max +% 1);
+    header.rebuilds +%= 1;
+}
+
+fn free_slot(h: *Handle, index: u32) void {
+    const header = h.header();
+    const s = h.slot(index);
+    @atomicStore(u8, &s.state, region.slot_free, .monotonic);
+    s.next = header.free_head;
+    s.prev = region.nil;
+    header.free_head = index;
+}
+
+/// Links a live slot back in, newest first (so it goes to the tail); an
+/// older duplicate of a key already linked is freed.
+fn relink(h: *Handle, index: u32) void {
+    const header = h.header();
+    const s = h.slot(index);
+    const key = h.slot_key(index)[0..s.key_len];
+    if (find_key(h, s.hash, key) != null) return free_slot(h, index);
+    // Cannot fail: the table was cleared and holds at most capacity keys,
+    // and the list links were reset, so every link is nil or in range.
+    sieve.push_tail(h, index) catch unreachable;
+    const ok = table.insert(h, region.hash_tag(s.hash), index);
+    assert(ok);
+    header.count += 1;
+}
+
+// ---------------------------------------------------------------- verify
+
+pub const Report = struct {
+    buf: []u8,
+    len: usize = 0,
+    problems: u32 = 0,
+
+    fn add(r: *Report, comptime fmt: []const u8, args: anytype) void {
+        r.problems += 1;
+        const rest = r.buf[r.len..];
+        const line = std.fmt.bufPrint(rest, fmt ++ "\n", args) catch return;
+        r.len += line.len;
+    }
+};
+
+/// Checks every structural invariant (see region.zig); caller holds the
+/// lock. Bounded: each walk stops after capacity + 1 steps.
+pub fn verify(h: *Handle, r: *Report) void {
+    const header = h.header();
+    const cap = h.geo.capacity;
+    if (seqlock.is_odd(header)) r.add("seq is odd at rest", .{});
+    if (header.high_water > cap) return r.add("high_water {d} exceeds capacity {d}", .{ header.high_water, cap });
+    if (header.count > header.high_water) r.add("count {d} exceeds high_water {d}", .{ header.count, header.high_water });
+    const seen = std.heap.c_allocator.alloc(u8, cap) catch return r.add("verify: out of memory", .{});
+    defer std.heap.c_allocator.free(seen);
+    @memset(seen, 0);
+    verify_fifo(h, r, seen);
+    verify_free(h, r, seen);
+    verify_table(h, r);
+    var index: u32 = 0;
+    while (index < header.high_water) : (index += 1) {
+        if (seen[index] == 0) r.add("slot {d} is neither live nor free", .{index});
+    }
+}
+
+fn verify_fifo(h: *Handle, r: *Report, seen: []u8) void {
+    const header = h.header();
+    var index = header.fifo_head;
+    var prev: u32 = region.nil;
+    var n: u32 = 0;
+    while (index != region.nil) : (n += 1) {
+        if (n > header.count) return r.add("fifo list is longer than count {d}", .{header.count});
+        if (index >= header.high_water) return r.add("fifo link {d} out of range", .{index});
+        if (seen[index] != 0) return r.add("fifo list revisits slot {d}", .{index});
+        seen[index] = 1;
+        const s = h.slot(index);
+        if (!slot_live(h, index)) r.add("slot {d} in the fifo list is not a complete entry", .{index});
+        if (s.prev != prev) r.add("slot {d} prev link {d}, expected {d}", .{ index, s.prev, prev });
+        const key = h.slot_key(index)[0..@min(s.key_len, h.geo.key_bytes_max)];
+        const found = find_key(h, s.hash, key);
+        if (found == null or found.?.slot != index) r.add("slot {d} is not reachable through the table", .{index});
+        prev = index;
+        index = s.next;
+    }
+    if (n != header.count) r.add("fifo list has {d} entries, count says {d}", .{ n, header.count });
+    if (header.fifo_tail != prev) r.add("fifo tail {d}, expected {d}", .{ header.fifo_tail, prev });
+    if (header.hand != region.nil and (header.hand >= h.geo.capacity or seen[header.hand] != 1)) {
+        r.add("SIEVE hand {d} is not on the list", .{header.hand});
+    }
+}
+
+fn verify_free(h: *Handle, r: *Report, seen: []u8) void {
+    const header = h.header();
+    var index = header.free_head;
+    var n: u32 = 0;
+    while (index != region.nil) : (n += 1) {
+        if (n >= header.high_water) return r.add("free list is longer than high_water", .{});
+        if (index >= header.high_water) return r.add("free link {d} out of range", .{index});
+        if (seen[index] != 0) return r.add("free slot {d} is also linked elsewhere", .{index});
+        seen[index] = 2;
+        if (h.slot(index).state != region.slot_free) r.add("free slot {d} is marked occupied", .{index});
+        index = h.slot(index).next;
+    }
+}
+
+fn verify_table(h: *Handle, r: *Report) void {
+    const header = h.header();
+    var used: u32 = 0;
+    var index: u32 = 0;
+    while (index < h.geo.table_capacity) : (index += 1) {
+        const b = table.load(h, index);
+        if (b == 0) continue;
+        used += 1;
+        const si = region.bucket_slot(b);
+        if (si >= h.geo.capacity) {
+            r.add("bucket {d} references slot {d} beyond capacity", .{ index, si });
+        } else if (region.bucket_tag(b) != region.hash_tag(h.slot(si).hash)) {
+            r.add("bucket {d} tag does not match slot {d}", .{ index, si });
+        }
+    }
+    if (used != header.count) r.add("table has {d} buckets in use, count says {d}", .{ used, header.count });
+}

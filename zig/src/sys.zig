@@ -1,0 +1,170 @@
+//! Thin wrappers over the libc calls the region needs. Each returns an
+//! error union of errno values so callers can map them to a `Status` and a
+//! message; none of them holds state.
+
+const std = @import("std");
+const builtin = @import("builtin");
+const c = std.c;
+
+pub const is_linux = builtin.os.tag == .linux;
+pub const is_darwin = builtin.os.tag.isDarwin();
+
+comptime {
+    // The seqlock fences below are written for these two architectures only.
+    std.debug.assert(builtin.cpu.arch == .x86_64 or builtin.cpu.arch == .aarch64);
+    std.debug.assert(is_linux or is_darwin);
+}
+
+pub const Errno = c.E;
+
+/// System calls fail with error.Sys; `last()` says which errno (per thread).
+pub const Error = error{Sys};
+
+threadlocal var last_errno: Errno = .SUCCESS;
+
+pub fn errno_now() Errno {
+    return @fromBackingInt(@as(u16, @intCast(c._errno().*)));
+}
+
+fn fail() Error {
+    last_errno = errno_now();
+    return error.Sys;
+}
+
+/// The errno of this thread's last failed call here.
+pub fn last() Errno {
+    return last_errno;
+}
+
+pub fn last_name() []const u8 {
+    return @tagName(last_errno);
+}
+
+/// Nanoseconds on CLOCK_MONOTONIC. The clock is system-wide (all processes
+/// of one boot agree), which TTLs stored in the shared region rely on; a
+/// per-process epoch would break TTL across processes.
+pub fn now_ns() u64 {
+    var ts: c.timespec = undefined;
+    const rc = c.clock_gettime(.MONOTONIC, &ts);
+    // CLOCK_MONOTONIC cannot fail on the supported platforms.
+    std.debug.assert(rc == 0);
+    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
+}
+
+pub fn sleep_ns(ns: u64) void {
+    std.debug.assert(ns < std.time.ns_per_s);
+    const ts: c.timespec = .{ .sec = 0, .nsec = @intCast(ns) };
+    _ = c.nanosleep(&ts, null);
+}
+
+pub fn yield() void {
+    _ = c.sched_yield();
+}
+
+pub fn getpid() u32 {
+    return @intCast(c.getpid());
+}
+
+pub fn geteuid() u32 {
+    return @intCast(c.geteuid());
+}
+
+/// A compiler barrier: no memory access moves across it. Used to keep the
+/// program order of stores that crash recovery depends on (a process killed
+/// by a signal has completed exactly a prefix of its retired stores, so only
+/// the compiler could reorder them).
+pub inline fn compiler_barrier() void {
+    asm volatile ("" ::: .{ .memory = true });
+}
+
+pub const Stat = struct { mode: u32, uid: u32, size: u64 };
+
+pub fn fstat(fd: c.fd_t) Error!Stat {
+    if (is_linux) {
+        // glibc's fstat symbol varies by version; statx on the descriptor
+        // (AT_EMPTY_PATH = 0x1000) is the stable interface.
+        var st: std.os.linux.Statx = undefined;
+        const mask: std.os.linux.STATX = .{ .TYPE = true, .MODE = true, .UID = true, .SIZE = true };
+        if (c.statx(fd, "", 0x1000, mask, &st) != 0) return fail();
+        return .{ .mode = st.mode, .uid = st.uid, .size = st.size };
+    }
+    var st: c.Stat = undefined;
+    if (c.fstat(fd, &st) != 0) return fail();
+    return .{ .mode = @intCast(st.mode), .uid = @intCast(st.uid), .size = @intCast(st.size) };
+}
+
+pub const OpenFlags = struct { directory: bool = false, create: bool = false };
+
+/// Opens without following a symlink in the last component, close-on-exec.
+pub fn openat(dir_fd: c.fd_t, path: [*:0]const u8, flags: OpenFlags) Error!c.fd_t {
+    var o: c.O = .{ .NOFOLLOW = true, .CLOEXEC = true };
+    if (flags.directory) {
+        o.DIRECTORY = true;
+        o.ACCMODE = .RDONLY;
+    } else {
+        o.ACCMODE = .RDWR;
+        o.CREAT = flags.create;
+    }
+    const mode: c.mode_t = 0o600;
+    const fd = c.openat(dir_fd, path, o, mode);
+    if (fd < 0) return fail();
+    return fd;
+}
+
+pub fn mkdir(path: [*:0]const u8) Error!void {
+    if (c.mkdir(path, 0o700) != 0) {
+        if (errno_now() != .EXIST) return fail();
+    }
+}
+
+pub fn close(fd: c.fd_t) void {
+    _ = c.close(fd);
+}
+
+pub fn unlinkat(dir_fd: c.fd_t, path: [*:0]const u8) Error!void {
+    if (c.unlinkat(dir_fd, path, 0) != 0) return fail();
+}
+
+pub fn ftruncate(fd: c.fd_t, bytes: u64) Error!void {
+    if (c.ftruncate(fd, @intCast(bytes)) != 0) return fail();
+}
+
+/// Reserves the file's blocks now, so that a full tmpfs fails here with
+/// ENOSPC instead of raising SIGBUS later on a first touch of a page.
+pub fn reserve(fd: c.fd_t, bytes: u64) Error!void {
+    if (!is_linux) return;
+    if (c.fallocate(fd, 0, 0, @intCast(bytes)) != 0) {
+        // File systems without fallocate keep the sparse file.
+        const e = errno_now();
+        if (e == .OPNOTSUPP or e == .NOSYS) return;
+        return fail();
+    }
+}
+
+pub const page_size = std.heap.page_size_min;
+
+pub fn mmap_shared(fd: c.fd_t, bytes: u64) Error![]align(page_size) u8 {
+    const prot: c.PROT = .{ .READ = true, .WRITE = true };
+    var map: c.MAP = .{ .TYPE = .SHARED };
+    map.TYPE = .SHARED;
+    const p = c.mmap(null, @intCast(bytes), prot, map, fd, 0);
+    if (p == c.MAP_FAILED) return fail();
+    const base: [*]align(page_size) u8 = @ptrCast(@alignCast(p));
+    return base[0..@intCast(bytes)];
+}
+
+pub fn munmap(memory: []align(page_size) u8) void {
+    _ = c.munmap(@ptrCast(memory.ptr), memory.len);
+}
+
+pub const FlockResult = enum { locked, busy };
+
+pub fn flock_try(fd: c.fd_t) Error!FlockResult {
+    if (c.flock(fd, c.LOCK.EX | c.LOCK.NB) == 0) return .locked;
+    if (errno_now() == .AGAIN) return .busy;
+    return fail();
+}
+
+pub fn funlock(fd: c.fd_t) void {
+    _ = c.flock(fd, c.LOCK.UN);
+}

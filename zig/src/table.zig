@@ -1,0 +1,92 @@
+//! The hash table: open addressing, linear probing, power-of-two capacity,
+//! backward-shift deletion (no tombstones). Buckets are single u64 words
+//! (region.bucket_make), stored with atomic Monotonic stores and loaded with
+//! atomic Monotonic loads, so a lock-free reader never sees a torn bucket;
+//! whether what it saw was current is the seqlock's business.
+//!
+//! Every probe is bounded by table_capacity steps; because the load factor
+//! is at most 1/2 (capacity * 2 <= table_capacity) a consistent table always
+//! has an empty bucket, and an inconsistent one (a corrupt file) ends the
+//! probe at the bound instead of looping.
+
+const std = @import("std");
+const assert = std.debug.assert;
+const region = @import("region.zig");
+const Handle = @import("handle.zig").Handle;
+
+pub inline fn load(h: *const Handle, index: u32) u64 {
+    return @atomicLoad(u64, h.bucket(index), .monotonic);
+}
+
+inline fn store(h: *const Handle, index: u32, value: u64) void {
+    @atomicStore(u64, h.bucket(index), value, .monotonic);
+}
+
+pub inline fn home(h: *const Handle, tag: u32) u32 {
+    return tag & (h.geo.table_capacity - 1);
+}
+
+/// The bucket that references `slot_index` (whose key hashes to `tag`), or
+/// null. Writers only.
+pub fn find_slot(h: *const Handle, tag: u32, slot_index: u32) ?u32 {
+    const mask = h.geo.table_capacity - 1;
+    var index = home(h, tag);
+    var step: u32 = 0;
+    while (step < h.geo.table_capacity) : (step += 1) {
+        const b = load(h, index);
+        if (b == 0) return null;
+        if (region.bucket_slot(b) == slot_index) return index;
+        index = (index + 1) & mask;
+    }
+    return null;
+}
+
+/// Inserts a bucket for a key known to be absent. Returns false only when
+/// the table is full, which a consistent region never is (load <= 1/2).
+pub fn insert(h: *const Handle, tag: u32, slot_index: u32) bool {
+    assert(slot_index < h.geo.capacity);
+    const mask = h.geo.table_capacity - 1;
+    var index = home(h, tag);
+    var step: u32 = 0;
+    while (step < h.geo.table_capacity) : (step += 1) {
+        if (load(h, index) == 0) {
+            store(h, index, region.bucket_make(tag, slot_index));
+            return true;
+        }
+        index = (index + 1) & mask;
+    }
+    return false;
+}
+
+/// Empties bucket `hole` and shifts the following run back so that every
+/// remaining bucket stays reachable from its home without tombstones.
+pub fn remove(h: *const Handle, hole_start: u32) void {
+    const mask = h.geo.table_capacity - 1;
+    var hole = hole_start;
+    var index = hole_start;
+    var step: u32 = 0;
+    // Bound: one pass over the table at most.
+    while (step < h.geo.table_capacity) : (step += 1) {
+        index = (index + 1) & mask;
+        const b = load(h, index);
+        if (b == 0) break;
+        const want = home(h, region.bucket_tag(b));
+        // The bucket may move back into the hole iff its home is not in the
+        // cyclic interval (hole, index]: then the hole lies on its probe path.
+        const home_in_between = if (hole <= index)
+            (want > hole and want <= index)
+        else
+            (want > hole or want <= index);
+        if (!home_in_between) {
+            store(h, hole, b);
+            hole = index;
+        }
+    }
+    store(h, hole, 0);
+}
+
+pub fn clear(h: *const Handle) void {
+    // Readers are excluded by the odd seq; a reader racing this memset only
+    // fails its validation.
+    @memset(h.table_bytes(), 0);
+}
