@@ -69,12 +69,7 @@ export fn shmc_open(
 
 /// Releases the lock if this handle holds it, then unmaps. Call once.
 export fn shmc_close(h: ?*anyopaque) void {
-    const hd = handle(h);
-    if (hd.lock_held) {
-        if (seqlock.is_odd(hd.header())) seqlock.write_end(hd.header());
-        lock.release(hd);
-    }
-    files.close(hd);
+    files.close(handle(h));
 }
 
 export fn shmc_destroy(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name_len: u32, err: [*]u8, err_cap: u32, status_out: [*]i32) i32 {

@@ -23,6 +23,8 @@ const lock = @import("lock.zig");
 const sys = @import("sys.zig");
 const Status = @import("status.zig").Status;
 const Handle = @import("handle.zig").Handle;
+const threads = @import("threads.zig");
+const seqlock = @import("seqlock.zig");
 
 pub const name_bytes_max = 128;
 const path_bytes_max = 4096;
@@ -195,6 +197,8 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
         .pid = sys.getpid(),
         .lock_timeout_ns = timeout_ns,
     };
+    threads.close_fn = close;
+    threads.register(h);
     return h;
 }
 
@@ -288,8 +292,14 @@ fn create(fd: c.fd_t, geo: region.Geometry, m: *Message) error{Fail}![]align(sys
     return memory;
 }
 
+/// Releases a held lock (its holder is between mutations: seq is even unless
+/// a fault hook parked it), then the slot and the mapping. Frees `h`.
 pub fn close(h: *Handle) void {
-    assert(!h.lock_held);
+    if (h.lock_held) {
+        if (seqlock.is_odd(h.header())) seqlock.write_end(h.header());
+        lock.release(h);
+    }
+    threads.unregister(h);
     sys.munmap(h.memory);
     liveness.release(h.lock_fd, h.live_slot);
     sys.close(h.lock_fd);

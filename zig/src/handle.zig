@@ -37,6 +37,9 @@ pub const Handle = struct {
     /// Test hook: when non-zero, the writer stops (SIGSTOP to itself is
     /// avoided; it spins forever) at that numbered step. See store.zig.
     fault_step: u32 = 0,
+    /// The thread-exit list of the opening thread (threads.zig).
+    thread_next: ?*Handle = null,
+    on_thread_list: bool = false,
 
     pub fn header(h: *const Handle) *region.Header {
         return @ptrCast(@alignCast(h.memory.ptr));

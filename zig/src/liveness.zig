@@ -85,13 +85,13 @@ pub fn is_alive(fd: c.fd_t, slot: u32) bool {
 }
 
 // macOS: one process-wide slot, reference counted across handles.
-var darwin_mutex: std.Thread.Mutex = .{};
+var darwin_mutex: c.pthread_mutex_t = .{};
 var darwin_slot: u32 = 0;
 var darwin_refs: u32 = 0;
 
 fn darwin_claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
-    darwin_mutex.lock();
-    defer darwin_mutex.unlock();
+    _ = c.pthread_mutex_lock(&darwin_mutex);
+    defer _ = c.pthread_mutex_unlock(&darwin_mutex);
     if (darwin_refs > 0) {
         darwin_refs += 1;
         return darwin_slot;
@@ -113,8 +113,8 @@ fn darwin_claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
 }
 
 fn darwin_release(fd: c.fd_t) void {
-    darwin_mutex.lock();
-    defer darwin_mutex.unlock();
+    _ = c.pthread_mutex_lock(&darwin_mutex);
+    defer _ = c.pthread_mutex_unlock(&darwin_mutex);
     assert(darwin_refs > 0);
     darwin_refs -= 1;
     if (darwin_refs == 0) {

@@ -58,8 +58,16 @@ pub const Fault = enum(u32) {
     lock_held_even = 10,
 };
 
+/// With `fault_stop` (0x100) or'ed into the step, the writer instead stops
+/// itself with SIGSTOP at that point and carries on when continued.
+pub const fault_stop: u32 = 0x100;
+
 fn fault(h: *const Handle, point: Fault) void {
-    if (h.fault_step != @intFromEnum(point)) return;
+    if (h.fault_step & ~fault_stop != @intFromEnum(point)) return;
+    if (h.fault_step & fault_stop != 0) {
+        sys.stop_self();
+        return;
+    }
     // Park until killed: the test's SIGKILL arrives while we sleep here.
     while (true) sys.sleep_ns(std.time.ns_per_ms);
 }

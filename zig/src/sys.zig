@@ -61,6 +61,11 @@ pub fn yield() void {
     _ = c.sched_yield();
 }
 
+/// Test hook support: stop this process as SIGSTOP from outside would.
+pub fn stop_self() void {
+    _ = c.kill(c.getpid(), .STOP);
+}
+
 pub fn getpid() u32 {
     return @intCast(c.getpid());
 }
