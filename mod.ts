@@ -17,3 +17,22 @@ export { type CacheStats, SharedCache, type SetOptions, type SharedCacheOptions,
 export { CacheLock } from "./lib/guard.ts";
 export { CacheError, type CacheErrorCode } from "./lib/errors.ts";
 export type { CacheValue } from "./lib/codec.ts";
+export {
+  memoize,
+  type Memoized,
+  type MemoizeCache,
+  type MemoizeControls,
+  memoized,
+  memoizeKey,
+  type MemoizeOptions,
+  type MemoizeOptionsOf,
+  type MemoizeSharedOptions,
+  type MemoizeStats,
+} from "./lib/memoize.ts";
+export {
+  MemoryCache,
+  type MemoryCacheKey,
+  type MemoryCacheOptions,
+  type MemoryCacheSetOptions,
+  type MemoryCacheStats,
+} from "./lib/memory_cache.ts";

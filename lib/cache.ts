@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Codec, decode, encodedSize, encodeKey } from "./codec.ts";
+import { Codec, encodedSize, encodeKey } from "./codec.ts";
 import { CacheError, errorForStatus, Status } from "./errors.ts";
 import { CacheLock, type LockedOps } from "./guard.ts";
 import { loadNative } from "./ffi/load.ts";
@@ -129,8 +129,18 @@ function describeKey(key: string | Uint8Array): string {
 /** Which handles of this isolate hold a lock, by cache identity. */
 const lockStates = new Map<string, { held: boolean }>();
 
-// Backstop only: a handle that was never closed is closed when collected.
-const finalizer = new FinalizationRegistry<{ native: Native; handle: NativeHandle }>((held) => {
+interface Finalized {
+  native: Native;
+  handle: NativeHandle;
+  lockState: { held: boolean };
+  /** True while this handle holds the lock. */
+  holding: boolean;
+}
+
+// Backstop only: a handle that was never closed is closed when collected
+// (which releases a lock it held), and this isolate stops counting it.
+const finalizer = new FinalizationRegistry<Finalized>((held) => {
+  if (held.holding) held.lockState.held = false;
   held.native.shmc_close(held.handle);
 });
 
@@ -153,7 +163,6 @@ export class SharedCache implements Disposable {
   readonly #name: string;
   readonly #key: Uint8Array;
   readonly #val: Uint8Array;
-  readonly #valView: DataView;
   readonly #codec: Codec;
   readonly #maxKeyBytes: number;
   readonly #maxValueBytes: number;
@@ -162,6 +171,7 @@ export class SharedCache implements Disposable {
   #droppedWrites = 0;
   #guard: CacheLock | undefined;
   readonly #unregister = {};
+  readonly #finalized: Finalized;
 
   private constructor(native: Native, handle: NativeHandle, name: string, identity: string, options: SharedCacheOptions) {
     this.#native = native;
@@ -169,16 +179,14 @@ export class SharedCache implements Disposable {
     this.#name = name;
     this.#maxKeyBytes = options.maxKeyBytes;
     this.#maxValueBytes = options.maxValueBytes;
-    // One spare byte beyond the tag and payload: the codec's fast path may
-    // write up to its limit, and an 8-byte number needs 9 bytes.
     this.#key = new Uint8Array(options.maxKeyBytes + 1);
-    this.#val = new Uint8Array(Math.max(options.maxValueBytes + 1, 9));
-    this.#valView = new DataView(this.#val.buffer);
-    this.#codec = new Codec(this.#val, options.maxValueBytes);
+    this.#codec = new Codec(options.maxValueBytes);
+    this.#val = this.#codec.buf;
     let state = lockStates.get(identity);
     if (state === undefined) lockStates.set(identity, state = { held: false });
     this.#lockState = state;
-    finalizer.register(this, { native, handle }, this.#unregister);
+    this.#finalized = { native, handle, lockState: state, holding: false };
+    finalizer.register(this, this.#finalized, this.#unregister);
   }
 
   /**
@@ -260,7 +268,7 @@ export class SharedCache implements Disposable {
     const handle = this.#open();
     const n = this.#encodeKey(key);
     const rc = this.#native.shmc_lookup(handle, this.#key, n, this.#val, this.#val.length);
-    if (rc >= 0) return decode(this.#val, this.#valView, rc);
+    if (rc >= 0) return this.#codec.decode(rc);
     if (rc === -Status.miss || rc === -Status.lockTimeout) return undefined;
     return this.#fail(rc, "get");
   }
@@ -305,13 +313,39 @@ export class SharedCache implements Disposable {
         `value for key ${describeKey(key)} is ${encodedSize(value)} bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
       );
     }
-    const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl);
+    const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl, 0);
     if (rc === 0) return;
     if (rc === -Status.lockTimeout) {
       this.#droppedWrites++;
       return;
     }
     this.#fail(rc, "set");
+  }
+
+  /**
+   * Stores `value` under `key` only if no live entry is there, atomically
+   * across processes. True if it stored. A write dropped on lock timeout
+   * returns false (and counts in `droppedWrites`).
+   */
+  add(key: string | Uint8Array, value: unknown, options?: SetOptions): boolean {
+    this.#checkUnlocked("add");
+    const handle = this.#open();
+    const ttl = entryTtl(options?.ttlMs);
+    const n = this.#encodeKey(key);
+    const len = this.#codec.encode(value);
+    if (len < 0) {
+      throw new RangeError(
+        `value for key ${describeKey(key)} is ${encodedSize(value)} bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
+      );
+    }
+    const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl, 1);
+    if (rc === 0) return true;
+    if (rc === -Status.miss) return false;
+    if (rc === -Status.lockTimeout) {
+      this.#droppedWrites++;
+      return false;
+    }
+    return this.#fail(rc, "add");
   }
 
   /** Removes `key`; true if a live entry was removed. */
@@ -388,6 +422,7 @@ export class SharedCache implements Disposable {
     }
     if (rc !== 0) this.#fail(rc, "lock");
     this.#lockState.held = true;
+    this.#finalized.holding = true;
     const ops: LockedOps = {
       name: this.#name,
       get: (key) => this.get(key),
@@ -403,6 +438,7 @@ export class SharedCache implements Disposable {
   #unlock(): void {
     this.#guard = undefined;
     this.#lockState.held = false;
+    this.#finalized.holding = false;
     if (this.#handle !== null) this.#native.shmc_unlock(this.#handle);
   }
 

@@ -44,19 +44,27 @@ export type CacheValue =
   | readonly unknown[]
   | { readonly [key: string]: unknown };
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+import { Buffer } from "node:buffer";
 
-/** Writes strings into one buffer; reused for every call of one cache. */
+const encoder = new TextEncoder();
+
+/**
+ * Encodes values into, and decodes them from, one buffer that a cache
+ * reuses for every call: no allocation per call beyond the decoded value.
+ */
 export class Codec {
-  readonly #buf: Uint8Array;
+  /** The value buffer: tag byte, payload, spare bytes. */
+  readonly buf: Buffer;
   readonly #view: DataView;
+  readonly #payload: Uint8Array;
   readonly #limit: number;
 
-  /** `limit` payload bytes (the tag byte is extra). */
-  constructor(buf: Uint8Array, limit: number) {
-    this.#buf = buf;
-    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  /** A buffer for `limit` payload bytes (the tag byte is extra). */
+  constructor(limit: number) {
+    // One spare byte beyond the tag and payload: an 8-byte number needs 9.
+    this.buf = Buffer.alloc(Math.max(limit + 1, 9));
+    this.#view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.#payload = this.buf.subarray(1);
     this.#limit = limit;
   }
 
@@ -66,7 +74,7 @@ export class Codec {
    * the size; see {@linkcode encodedSize}).
    */
   encode(value: unknown): number {
-    const buf = this.#buf;
+    const buf = this.buf;
     switch (typeof value) {
       case "string":
         buf[0] = TAG_STRING;
@@ -107,11 +115,42 @@ export class Codec {
   #text(text: string): number {
     // Fast path: a string of n UTF-16 units needs at most 3n UTF-8 bytes.
     if (text.length * 3 <= this.#limit) {
-      return encoder.encodeInto(text, this.#buf.subarray(1)).written + 1;
+      return encoder.encodeInto(text, this.#payload).written + 1;
     }
     if (text.length > this.#limit) return -1;
-    const { read, written } = encoder.encodeInto(text, this.#buf.subarray(1, this.#limit + 1));
+    const { read, written } = encoder.encodeInto(text, this.buf.subarray(1, this.#limit + 1));
     return read === text.length ? written + 1 : -1;
+  }
+
+  /** Decodes `buf[0..length)` (tag included). */
+  decode(length: number): unknown {
+    const buf = this.buf;
+    switch (buf[0]) {
+      case TAG_STRING:
+        // Buffer#toString decodes in place: no view object per call.
+        return buf.toString("utf8", 1, length);
+      case TAG_NUMBER:
+        return this.#view.getFloat64(1, true);
+      case TAG_TRUE:
+        return true;
+      case TAG_FALSE:
+        return false;
+      case TAG_NULL:
+        return null;
+      case TAG_UNDEFINED:
+        return undefined;
+      case TAG_BYTES:
+        // A copy, as a plain Uint8Array (not a Buffer, which shares memory
+        // on slice and would surprise a caller).
+        return new Uint8Array(buf.buffer.slice(buf.byteOffset + 1, buf.byteOffset + length));
+      case TAG_BIGINT:
+        return BigInt(buf.toString("latin1", 1, length));
+      case TAG_JSON:
+        return JSON.parse(buf.toString("utf8", 1, length));
+      default:
+        // Not written by this codec: not ours to interpret.
+        return undefined;
+    }
   }
 }
 
@@ -136,51 +175,6 @@ export function encodedSize(value: unknown): number {
   if (typeof value === "number") return 8;
   if (typeof value === "object" && value !== null) return encoder.encode(jsonText(value)).byteLength;
   return 0;
-}
-
-/** Decodes `buf[0..length)` (tag included). */
-export function decode(buf: Uint8Array, view: DataView, length: number): unknown {
-  switch (buf[0]) {
-    case TAG_STRING:
-      return decodeText(buf, length);
-    case TAG_NUMBER:
-      return view.getFloat64(1, true);
-    case TAG_TRUE:
-      return true;
-    case TAG_FALSE:
-      return false;
-    case TAG_NULL:
-      return null;
-    case TAG_UNDEFINED:
-      return undefined;
-    case TAG_BYTES:
-      return buf.slice(1, length);
-    case TAG_BIGINT:
-      return BigInt(decodeText(buf, length));
-    case TAG_JSON:
-      return JSON.parse(decodeText(buf, length));
-    default:
-      // A value written by something else than this codec: not ours.
-      return undefined;
-  }
-}
-
-const fromCharCode = String.fromCharCode;
-
-function decodeText(buf: Uint8Array, length: number): string {
-  // Short ASCII strings: building the string directly avoids TextDecoder's
-  // fixed cost, which dominates for the small values a cache mostly holds.
-  if (length <= 33) {
-    let ascii = true;
-    for (let i = 1; i < length; i++) {
-      if (buf[i] > 0x7f) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return fromCharCode.apply(null, buf.subarray(1, length) as unknown as number[]);
-  }
-  return decoder.decode(buf.subarray(1, length));
 }
 
 /** Encodes a key (tag byte + bytes) into `buf`; -1 if over `limit` payload bytes. */

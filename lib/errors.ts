@@ -18,6 +18,7 @@ export type CacheErrorCode =
   | "TooManyHandles"
   | "NotLocked"
   | "OutOfMemory"
+  | "Forked"
   | "Closed"
   | "LibraryNotFound";
 
@@ -62,6 +63,7 @@ export const Status = {
   tooManyHandles: 11,
   notLocked: 12,
   outOfMemory: 13,
+  forked: 14,
 } as const;
 
 const CODES: readonly CacheErrorCode[] = [
@@ -79,6 +81,7 @@ const CODES: readonly CacheErrorCode[] = [
   "TooManyHandles",
   "NotLocked",
   "OutOfMemory",
+  "Forked",
 ];
 
 /** Builds the exception for a non-ok native status (positive code). */

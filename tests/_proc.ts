@@ -31,7 +31,8 @@ export class Child {
 
   constructor(runtime: Runtime, args: string[], env: Record<string, string> = {}) {
     const [cmd, argv] = runtimeCommand(runtime, fixture, args);
-    this.proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    // SHM_CACHE_TEST_HOOKS lets children use the native fault hook.
+    this.proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SHM_CACHE_TEST_HOOKS: "1", ...env } });
     let buf = "";
     this.proc.stdout!.setEncoding("utf8");
     this.proc.stdout!.on("data", (chunk: string) => {

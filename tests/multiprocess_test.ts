@@ -125,7 +125,7 @@ test("a reader spinning on a dead writer's odd sequence recovers", async () => {
     cache.set("k", "old");
     // Fault step 9: the writer parks inside an overwrite of "k" after marking
     // the slot free, with the seqlock odd.
-    const writer = scope.spawn("deno", ["park", scope.dir, "odd", "9", "k", "new"]);
+    const writer = scope.spawn("deno", ["park", scope.dir, "odd", "9", "set", "k", "new"]);
     await writer.line("parking");
     await until(() => cache._writerActive(), 10_000, "writer mid-mutation");
     const reader = scope.spawn("bun", ["get-timed", scope.dir, "odd", "k", "--lock-timeout=20000"]);

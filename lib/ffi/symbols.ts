@@ -25,8 +25,8 @@ export const symbols = {
   },
   // i32 shmc_lookup(void* h, const u8* key, u32 key_len, u8* out /* nullable */, u32 out_cap)
   shmc_lookup: { parameters: ["pointer", "buffer", "u32", "buffer", "u32"], result: "i32" },
-  // i32 shmc_insert(void* h, const u8* key, u32 key_len, const u8* value, u32 value_len, f64 ttl_ms)
-  shmc_insert: { parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64"], result: "i32" },
+  // i32 shmc_insert(void* h, const u8* key, u32 key_len, const u8* value, u32 value_len, f64 ttl_ms, u32 mode)
+  shmc_insert: { parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"], result: "i32" },
   // i32 shmc_remove(void* h, const u8* key, u32 key_len)
   shmc_remove: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
   // i32 shmc_clear(void* h)
@@ -56,7 +56,7 @@ export const symbols = {
 } as const;
 
 /** The ABI version this binding expects (zig/src/exports.zig abi_version). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** An opaque native handle (a Deno pointer object or a Bun number). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol } | number | object;
@@ -85,7 +85,7 @@ export interface Native {
     status: Int32Array,
   ): number;
   shmc_lookup(h: NativeHandle, key: Uint8Array, keyLen: number, out: Uint8Array | null, outCap: number): number;
-  shmc_insert(h: NativeHandle, key: Uint8Array, keyLen: number, value: Uint8Array, valueLen: number, ttlMs: number): number;
+  shmc_insert(h: NativeHandle, key: Uint8Array, keyLen: number, value: Uint8Array, valueLen: number, ttlMs: number, mode: number): number;
   shmc_remove(h: NativeHandle, key: Uint8Array, keyLen: number): number;
   shmc_clear(h: NativeHandle): number;
   shmc_size(h: NativeHandle): number;

@@ -11,9 +11,13 @@ const seqlock = @import("seqlock.zig");
 const region = @import("region.zig");
 const Status = @import("status.zig").Status;
 const Handle = @import("handle.zig").Handle;
+const sys = @import("sys.zig");
 
 /// Bumped with any change of a signature below.
-pub const abi_version: u32 = 1;
+pub const abi_version: u32 = 2;
+
+/// One hour: longer waits are a configuration mistake, not a bound.
+const lock_timeout_ms_max: u64 = 3_600_000;
 
 fn bytes(ptr: ?[*]const u8, len: usize) []const u8 {
     if (len == 0) return &.{};
@@ -57,6 +61,12 @@ export fn shmc_open(
         }
         @field(options, field) = @intFromFloat(v);
     }
+    if (options.lock_timeout_ms > lock_timeout_ms_max) {
+        m.fail(.invalid_argument, "lockTimeoutMs must be at most {d}, got {d}", .{ lock_timeout_ms_max, options.lock_timeout_ms }) catch {};
+        status_out[0] = @intFromEnum(m.status);
+        status_out[1] = @intCast(m.len);
+        return null;
+    }
     const h = files.open(bytes(dir, dir_len), bytes(name, name_len), options, &m) catch {
         status_out[0] = @intFromEnum(m.status);
         status_out[1] = @intCast(m.len);
@@ -94,12 +104,17 @@ export fn shmc_lookup(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, out: ?[*]
     return @intCast(len);
 }
 
-/// ttl_ms: negative = the cache's default, 0 = never expires.
-export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64) i32 {
-    store.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms) catch |e| return switch (e) {
+/// ttl_ms: negative = the cache's default, 0 = never expires. mode 0 =
+/// set, 1 = add (only where no live entry is; -1 = miss when one is).
+export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64, mode: u32) i32 {
+    if (mode > 1) return neg(.invalid_argument);
+    const m: store.Mode = @enumFromInt(mode);
+    store.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms, m) catch |e| return switch (e) {
+        error.Exists => neg(.miss),
         error.TooLarge => neg(.too_large),
         error.Timeout => neg(.lock_timeout),
         error.Corrupt => neg(.corrupt),
+        error.Forked => neg(.forked),
     };
     return 0;
 }
@@ -109,13 +124,16 @@ export fn shmc_remove(h: ?*anyopaque, key: ?[*]const u8, key_len: u32) i32 {
     const removed = store.remove(handle(h), bytes(key, key_len)) catch |e| return switch (e) {
         error.TooLarge => neg(.too_large),
         error.Timeout => neg(.lock_timeout),
-        error.Corrupt => neg(.corrupt),
+        error.Forked => neg(.forked),
     };
     return if (removed) 0 else neg(.miss);
 }
 
 export fn shmc_clear(h: ?*anyopaque) i32 {
-    store.clear(handle(h)) catch return neg(.lock_timeout);
+    store.clear(handle(h)) catch |e| return switch (e) {
+        error.Timeout => neg(.lock_timeout),
+        error.Forked => neg(.forked),
+    };
     return 0;
 }
 
@@ -151,13 +169,14 @@ export fn shmc_stats(h: ?*anyopaque, out: [*]f64) void {
 export fn shmc_lock(h: ?*anyopaque) i32 {
     const hd = handle(h);
     if (hd.lock_held) return neg(.lock_held);
-    store.acquire(hd, std.math.add(u64, @import("sys.zig").now_ns(), hd.lock_timeout_ns) catch std.math.maxInt(u64)) catch |e| {
+    store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| {
         return switch (e) {
             error.Timeout => blk: {
                 hd.local.lock_timeouts += 1;
                 break :blk neg(.lock_timeout);
             },
             error.Held => neg(.lock_held),
+            error.Forked => neg(.forked),
         };
     };
     return 0;
@@ -180,9 +199,12 @@ export fn shmc_recover(h: ?*anyopaque) i32 {
     const owner = lock.word_slot(word);
     const odd = seqlock.is_odd(hd.header());
     if (owner == 0 and !odd) return 0;
-    if (owner != 0 and owner != hd.live_slot and liveness.is_alive(hd.lock_fd, owner)) return 0;
+    if (owner != 0 and owner != hd.live_slot and liveness.is_alive(hd.fd, owner)) return 0;
     const before = hd.local.recoveries;
-    store.acquire(hd, @import("sys.zig").now_ns() +| hd.lock_timeout_ns) catch return neg(.lock_timeout);
+    store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
+        error.Forked => neg(.forked),
+        else => neg(.lock_timeout),
+    };
     lock.release(hd);
     return if (hd.local.recoveries != before or odd) 1 else 0;
 }
@@ -196,7 +218,8 @@ export fn shmc_read_begin(h: ?*anyopaque) f64 {
 }
 
 export fn shmc_read_validate(h: ?*anyopaque, s: f64) i32 {
-    if (!(s >= 0)) return 0;
+    // Only exact integers below 2^53 come from shmc_read_begin.
+    if (!(s >= 0 and s <= 9007199254740992.0) or @floor(s) != s) return 0;
     return @intFromBool(seqlock.validate(handle(h).header(), @intFromFloat(s)));
 }
 
@@ -207,7 +230,10 @@ export fn shmc_verify(h: ?*anyopaque, repair: u32, out: [*]u8, out_cap: u32, out
     const hd = handle(h);
     const auto = !hd.lock_held;
     if (auto) {
-        store.acquire(hd, @import("sys.zig").now_ns() +| hd.lock_timeout_ns) catch return neg(.lock_timeout);
+        store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
+            error.Forked => neg(.forked),
+            else => neg(.lock_timeout),
+        };
     }
     defer if (auto) lock.release(hd);
     var report: store.Report = .{ .buf = out[0..out_cap] };
@@ -230,10 +256,12 @@ export fn shmc_handle_slot(h: ?*anyopaque) i32 {
 export fn shmc_slot_alive(h: ?*anyopaque, slot: u32) i32 {
     const hd = handle(h);
     if (slot == hd.live_slot) return 1;
-    return @intFromBool(liveness.is_alive(hd.lock_fd, slot));
+    return @intFromBool(liveness.is_alive(hd.fd, slot));
 }
 
 /// Test hook: park the writer forever at a numbered step (store.Fault).
+/// Acts only in a handle opened with SHM_CACHE_TEST_HOOKS=1 in the
+/// environment.
 export fn shmc_test_fault(h: ?*anyopaque, step: u32) void {
     handle(h).fault_step = step;
 }
@@ -244,4 +272,5 @@ test {
     _ = lock;
     _ = @import("table.zig");
     _ = @import("sieve.zig");
+    _ = @import("threads.zig");
 }

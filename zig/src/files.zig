@@ -6,11 +6,18 @@
 //!   values are decoded by every process, so a foreign writer is an attack.
 //!   Files are opened relative to the directory's descriptor (no path race
 //!   after the check), never through a symlink, and created 0600.
-//! - Open-or-create is serialized by an exclusive flock on `<name>.lock`,
-//!   taken with a bounded wait. Under it, a data file of size 0, or one
-//!   whose `initialized` marker is missing (a creator died mid-way), is
-//!   (re)built; nobody can have such a file mapped, since every opener
-//!   checks the marker under the same flock before it keeps a mapping.
+//! - One file per cache, `<name>.shmc`: the region, and also the creation
+//!   flock and the liveness byte locks (liveness.zig). With a single inode
+//!   there is no pair of files that a `destroy` (or a tmp cleaner) could
+//!   split between processes.
+//! - Open-or-create is serialized by an exclusive flock on the file, taken
+//!   with a bounded wait; `destroy` unlinks under the same flock, and an
+//!   opener that finds its file unlinked once it holds the flock retries on
+//!   the new one. Under the flock, a file of size 0, or one whose
+//!   `initialized` marker is missing (a creator died mid-way), is (re)built,
+//!   but only when no liveness byte is held: every process that maps the
+//!   region holds one, so nobody maps a file that is rebuilt. A marker lost
+//!   to corruption while handles are open is reported, never rebuilt.
 //! - An initialized region is never truncated or rebuilt here: a mismatch
 //!   with the requested geometry or TTL is an error naming the field.
 
@@ -25,6 +32,7 @@ const Status = @import("status.zig").Status;
 const Handle = @import("handle.zig").Handle;
 const threads = @import("threads.zig");
 const seqlock = @import("seqlock.zig");
+const store = @import("store.zig");
 
 pub const name_bytes_max = 128;
 const path_bytes_max = 4096;
@@ -121,10 +129,11 @@ fn file_name(buf: *[name_bytes_max + 16]u8, name: []const u8, ext: []const u8) [
     return std.fmt.bufPrintSentinel(buf, "{s}{s}", .{ name, ext }, 0) catch unreachable;
 }
 
-fn open_file(dir_fd: c.fd_t, dir: []const u8, name: []const u8, ext: []const u8, m: *Message) error{Fail}!c.fd_t {
+fn open_file(dir_fd: c.fd_t, dir: []const u8, name: []const u8, ext: []const u8, create_it: bool, m: *Message) error{Fail}!c.fd_t {
     var buf: [name_bytes_max + 16]u8 = undefined;
     const file = file_name(&buf, name, ext);
-    const fd = sys.openat(dir_fd, file.ptr, .{ .create = true }) catch {
+    const fd = sys.openat(dir_fd, file.ptr, .{ .create = create_it }) catch {
+        if (!create_it and sys.last() == .NOENT) return m.fail(.miss, "{s}/{s} does not exist", .{ dir, file });
         if (sys.last() == .LOOP) return m.fail(.unsafe_dir, "unsafe {s}/{s}: it is a symbolic link", .{ dir, file });
         return m.fail(.io, "cannot open {s}/{s}: errno {s}", .{ dir, file, sys.last_name() });
     };
@@ -152,7 +161,6 @@ fn creation_lock(fd: c.fd_t, timeout_ns: u64, m: *Message) error{Fail}!void {
 }
 
 const ext_data = ".shmc";
-const ext_lock = ".lock";
 
 /// Opens (creating if needed) the cache `name`. On failure `m` says why.
 pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) error{Fail}!*Handle {
@@ -171,35 +179,61 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     const path = try dir_path(dir, &path_buf, m);
     const dir_fd = try open_dir(path, true, m);
     defer sys.close(dir_fd);
-    const lock_fd = try open_file(dir_fd, path, name, ext_lock, m);
-    errdefer sys.close(lock_fd);
     const timeout_ns = options.lock_timeout_ms *| std.time.ns_per_ms;
-    try creation_lock(lock_fd, timeout_ns, m);
-    defer sys.funlock(lock_fd);
-    const data_fd = try open_file(dir_fd, path, name, ext_data, m);
-    // The mapping keeps the file; the descriptor is not needed after mmap.
-    defer sys.close(data_fd);
-    const memory = try map_region(data_fd, geo, path, name, m);
+    const fd = try open_locked(dir_fd, path, name, timeout_ns, m);
+    errdefer sys.close(fd);
+    defer sys.funlock(fd);
+    const memory = try map_region(fd, geo, path, name, m);
     errdefer sys.munmap(memory);
-    const slot = liveness.claim(lock_fd) catch |e| return switch (e) {
+    const slot = liveness.claim(fd) catch |e| return switch (e) {
         error.TooMany => m.fail(.too_many_handles, "all {d} handle slots of cache {s} are in use", .{ liveness.slots_max, name }),
         error.Io => m.fail(.io, "cannot lock a liveness slot: errno {s}", .{@tagName(sys.errno_now())}),
     };
     const h = std.heap.c_allocator.create(Handle) catch {
-        liveness.release(lock_fd, slot);
+        liveness.release(fd, slot);
         return m.fail(.out_of_memory, "out of memory", .{});
     };
     h.* = .{
         .memory = memory,
         .geo = geo,
-        .lock_fd = lock_fd,
+        .fd = fd,
         .live_slot = slot,
         .pid = sys.getpid(),
         .lock_timeout_ns = timeout_ns,
+        .hooks = hooks_enabled(),
     };
     threads.close_fn = close;
     threads.register(h);
     return h;
+}
+
+fn hooks_enabled() bool {
+    const v = c.getenv("SHM_CACHE_TEST_HOOKS") orelse return false;
+    return std.mem.eql(u8, std.mem.span(v), "1");
+}
+
+/// Opens the region file and takes its creation flock. A file that was
+/// unlinked (by `destroy`) while we waited is not the cache any more: retry
+/// on the new one, a bounded number of times.
+fn open_locked(dir_fd: c.fd_t, path: []const u8, name: []const u8, timeout_ns: u64, m: *Message) error{Fail}!c.fd_t {
+    const attempts_max = 8;
+    var attempt: u32 = 0;
+    while (attempt < attempts_max) : (attempt += 1) {
+        const fd = try open_file(dir_fd, path, name, ext_data, true, m);
+        creation_lock(fd, timeout_ns, m) catch |e| {
+            sys.close(fd);
+            return e;
+        };
+        const st = sys.fstat(fd) catch {
+            sys.funlock(fd);
+            sys.close(fd);
+            return m.fail(.io, "cannot stat {s}/{s}{s}: errno {s}", .{ path, name, ext_data, sys.last_name() });
+        };
+        if (st.nlink > 0) return fd;
+        sys.funlock(fd);
+        sys.close(fd);
+    }
+    return m.fail(.io, "cache {s} was destroyed {d} times while this process opened it", .{ name, attempts_max });
 }
 
 /// Under the creation lock: map an initialized region that matches `geo`,
@@ -229,6 +263,11 @@ fn map_region(fd: c.fd_t, geo: region.Geometry, dir: []const u8, name: []const u
         // Never finished by a creator that died: nobody maps it; rebuild.
     } else if (st.size != 0) {
         return m.fail(.corrupt, "{s}/{s}{s} is {d} bytes, smaller than a header: not a shm-cache region; remove it with SharedCache.destroy to start over", .{ dir, name, ext_data, st.size });
+    }
+    // Never finished by a creator that died. Every process mapping a region
+    // holds a liveness byte, so with none held nobody maps it: rebuild.
+    if (liveness.any_held(fd)) {
+        return m.fail(.corrupt, "{s}/{s}{s} has lost its initialized marker while processes have it open; remove it with SharedCache.destroy to start over", .{ dir, name, ext_data });
     }
     return create(fd, geo, m);
 }
@@ -295,19 +334,25 @@ fn create(fd: c.fd_t, geo: region.Geometry, m: *Message) error{Fail}![]align(sys
 /// Releases a held lock (its holder is between mutations: seq is even unless
 /// a fault hook parked it), then the slot and the mapping. Frees `h`.
 pub fn close(h: *Handle) void {
+    threads.unregister(h);
     if (h.lock_held) {
-        if (seqlock.is_odd(h.header())) seqlock.write_end(h.header());
+        // Only a parked fault hook can leave seq odd here: repair before
+        // publishing, never make a half-made state look consistent.
+        if (seqlock.is_odd(h.header())) {
+            store.rebuild(h);
+            seqlock.write_end(h.header());
+        }
         lock.release(h);
     }
-    threads.unregister(h);
     sys.munmap(h.memory);
-    liveness.release(h.lock_fd, h.live_slot);
-    sys.close(h.lock_fd);
+    liveness.release(h.fd, h.live_slot);
+    sys.close(h.fd);
     std.heap.c_allocator.destroy(h);
 }
 
-/// Removes the cache's files. Processes that still map the region keep
-/// their mapping; the next open creates a new region.
+/// Removes the cache's file, under its creation flock so that no opener is
+/// half-way through it. Processes that still map the region keep their
+/// mapping; the next open creates a new region.
 pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void {
     if (!name_valid(name)) {
         return m.fail(.invalid_argument, "cache name must be 1-{d} bytes of letters, digits, '-', '_' or '.', not starting with '.'", .{name_bytes_max});
@@ -319,11 +364,18 @@ pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void 
         return e;
     };
     defer sys.close(dir_fd);
-    for ([_][]const u8{ ext_data, ext_lock }) |ext| {
-        var buf: [name_bytes_max + 16]u8 = undefined;
-        const file = file_name(&buf, name, ext);
-        sys.unlinkat(dir_fd, file.ptr) catch {
-            if (sys.last() != .NOENT) return m.fail(.io, "cannot remove {s}/{s}: errno {s}", .{ path, file, sys.last_name() });
-        };
-    }
+    const fd = open_file(dir_fd, path, name, ext_data, false, m) catch |e| {
+        if (m.status == .miss) return; // no file: nothing to remove
+        return e;
+    };
+    defer sys.close(fd);
+    try creation_lock(fd, destroy_timeout_ns, m);
+    defer sys.funlock(fd);
+    var buf: [name_bytes_max + 16]u8 = undefined;
+    const file = file_name(&buf, name, ext_data);
+    sys.unlinkat(dir_fd, file.ptr) catch {
+        if (sys.last() != .NOENT) return m.fail(.io, "cannot remove {s}/{s}: errno {s}", .{ path, file, sys.last_name() });
+    };
 }
+
+const destroy_timeout_ns = 2 * std.time.ns_per_s;

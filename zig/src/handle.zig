@@ -25,7 +25,9 @@ pub const LocalStats = struct {
 pub const Handle = struct {
     memory: []align(sys.page_size) u8,
     geo: region.Geometry,
-    lock_fd: std.c.fd_t,
+    /// The region file; it also carries the creation flock and the
+    /// liveness byte locks (liveness.zig).
+    fd: std.c.fd_t,
     /// This handle's liveness slot (liveness.zig), 1..slots_max.
     live_slot: u32,
     pid: u32,
@@ -37,9 +39,15 @@ pub const Handle = struct {
     /// Test hook: when non-zero, the writer stops (SIGSTOP to itself is
     /// avoided; it spins forever) at that numbered step. See store.zig.
     fault_step: u32 = 0,
-    /// The thread-exit list of the opening thread (threads.zig).
+    /// The process-wide handle registry (threads.zig).
+    thread: std.c.pthread_t = undefined,
     thread_next: ?*Handle = null,
+    thread_prev: ?*Handle = null,
     on_thread_list: bool = false,
+    /// sys.fork_epoch when opened: a forked child must not write through it.
+    fork_epoch: u32 = 0,
+    /// Whether the test fault hook may act (SHM_CACHE_TEST_HOOKS=1 at open).
+    hooks: bool = false,
 
     pub fn header(h: *const Handle) *region.Header {
         return @ptrCast(@alignCast(h.memory.ptr));

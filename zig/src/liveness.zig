@@ -1,7 +1,7 @@
 //! Liveness slots: how one process tells whether another handle is alive.
 //!
 //! Every open handle holds an exclusive byte-range lock on one byte of the
-//! cache's `.lock` file for as long as it is open; that byte's offset is the
+//! cache's region file for as long as it is open; that byte's offset is the
 //! handle's *slot* (1..slots_max), and the writer-lock word records the slot
 //! of its owner. The kernel drops the byte lock when the last descriptor of
 //! its open file description closes, which happens at process death before
@@ -61,6 +61,14 @@ pub fn claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
         if (e != .AGAIN and e != .ACCES) return error.Io;
     }
     return error.TooMany;
+}
+
+/// True if any handle holds any slot: someone maps the region.
+pub fn any_held(fd: c.fd_t) bool {
+    var fl = lock_request(c.F.WRLCK, 1);
+    fl.len = slots_max;
+    if (c.fcntl(fd, cmd_getlk, &fl) != 0) return true;
+    return fl.type != c.F.UNLCK;
 }
 
 /// Gives the slot back (closing the descriptor would too).

@@ -5,7 +5,7 @@ const c = std.c;
 
 const OpenFn = *const fn (?[*]const u8, u32, ?[*]const u8, u32, [*]const f64, [*]u8, u32, [*]i32) callconv(.c) ?*anyopaque;
 const CloseFn = *const fn (?*anyopaque) callconv(.c) void;
-const InsertFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]const u8, u32, f64) callconv(.c) i32;
+const InsertFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]const u8, u32, f64, u32) callconv(.c) i32;
 const LookupFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]u8, u32) callconv(.c) i32;
 const RemoveFn = *const fn (?*anyopaque, ?[*]const u8, u32) callconv(.c) i32;
 const VerifyFn = *const fn (?*anyopaque, u32, [*]u8, u32, [*]u32) callconv(.c) i32;
@@ -46,7 +46,7 @@ test "the shared library round-trips through its C ABI" {
         const dz = std.fmt.bufPrintSentinel(&z, "{s}", .{dir}, 0) catch unreachable;
         _ = c.rmdir(dz.ptr);
     }
-    try std.testing.expectEqual(@as(i32, 0), insert(h, "k1", 2, "value-1", 7, -1));
+    try std.testing.expectEqual(@as(i32, 0), insert(h, "k1", 2, "value-1", 7, -1, 0));
     var out: [64]u8 = undefined;
     try std.testing.expectEqual(@as(i32, 7), lookup(h, "k1", 2, &out, out.len));
     try std.testing.expectEqualStrings("value-1", out[0..7]);
@@ -56,8 +56,12 @@ test "the shared library round-trips through its C ABI" {
     while (i < 200) : (i += 1) {
         var kb: [16]u8 = undefined;
         const k = try std.fmt.bufPrint(&kb, "key-{d}", .{i});
-        try std.testing.expectEqual(@as(i32, 0), insert(h, k.ptr, @intCast(k.len), "v", 1, -1));
+        try std.testing.expectEqual(@as(i32, 0), insert(h, k.ptr, @intCast(k.len), "v", 1, -1, 0));
     }
+    // add refuses a live key and takes an absent one.
+    try std.testing.expectEqual(@as(i32, -1), insert(h, "key-199", 7, "x", 1, -1, 1));
+    try std.testing.expectEqual(@as(i32, 0), remove(h, "key-199", 7));
+    try std.testing.expectEqual(@as(i32, 0), insert(h, "key-199", 7, "x", 1, -1, 1));
     try std.testing.expectEqual(@as(i32, 0), remove(h, "key-199", 7));
     try std.testing.expectEqual(@as(i32, -1), remove(h, "key-199", 7));
     var report: [512]u8 = undefined;

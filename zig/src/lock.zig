@@ -27,6 +27,9 @@
 //! - A handle whose own slot appears in the word without `lock_held` is
 //!   looking at a dead predecessor that held the same slot (a live handle
 //!   holding our slot is impossible, we hold its byte lock): recover at once.
+//!   The one exception, a child of fork() that inherited the parent's open
+//!   file description and so its slot, is refused before any of this
+//!   (sys.fork_epoch).
 //! - Bounded waiting. Every wait loop checks a deadline on CLOCK_MONOTONIC;
 //!   it spins briefly, then yields, then sleeps with exponential backoff up
 //!   to 1 ms, so a stopped owner costs waiters little CPU.
@@ -100,9 +103,15 @@ pub const Backoff = struct {
 
 pub const Acquired = enum { free, recovered };
 
+pub const AcquireError = error{ Timeout, Held, Forked };
+
 /// Takes the writer lock for `h`, waiting at most until `deadline_ns`.
-pub fn acquire(h: *Handle, deadline_ns: u64) error{ Timeout, Held }!Acquired {
+pub fn acquire(h: *Handle, deadline_ns: u64) AcquireError!Acquired {
     if (h.lock_held) return error.Held;
+    // A child of fork() shares the parent's liveness slot (the open file
+    // description is inherited): it could neither be told apart from the
+    // parent by the probe nor by the own-slot shortcut below. Refuse.
+    if (h.fork_epoch != sys.fork_epoch) return error.Forked;
     const header = h.header();
     var backoff: Backoff = .{};
     // Bound: the loop exits by the deadline check below; every iteration
@@ -112,7 +121,7 @@ pub fn acquire(h: *Handle, deadline_ns: u64) error{ Timeout, Held }!Acquired {
         const word = @atomicLoad(u64, &header.lock_word, .monotonic);
         const owner = word_slot(word);
         if (owner == 0 or owner == h.live_slot or
-            (backoff.probing() and !liveness.is_alive(h.lock_fd, owner)))
+            (backoff.probing() and !liveness.is_alive(h.fd, owner)))
         {
             const next = word_make(word_generation(word) +% 1, h.live_slot, h.pid);
             // Acquire on success: everything the previous owner wrote before

@@ -5,7 +5,9 @@
 //! single store, no list movement). To evict, the hand clears visited bytes
 //! as it passes and stops at the first unvisited (or expired) entry; past
 //! the head it wraps to the tail. One full pass clears every bit, so a
-//! victim is found within 2 * count + 1 steps: that is the loop bound.
+//! victim is found within 2 * count + 1 steps: that is the loop bound (past
+//! it, which only concurrent readers re-setting bits can cause, the entry
+//! under the hand is taken).
 //!
 //! List links are read from the untrusted file: every index is checked
 //! against the capacity, and a broken link returns error.Corrupt so the
@@ -100,6 +102,11 @@ pub fn choose(h: *const Handle, now_ns: u64) Corrupt!Victim {
         @atomicStore(u8, &s.visited, 0, .monotonic);
         hand = try check(h, s.prev);
     }
-    // A consistent list always yields a victim within the bound.
-    return error.Corrupt;
+    // Readers may set visited bits behind the hand as it walks, so the
+    // bound can pass on a consistent list too: take the entry under the hand.
+    if (hand == region.nil) hand = try check(h, header.fifo_tail);
+    if (hand == region.nil) return error.Corrupt;
+    const s = h.slot(hand);
+    header.hand = try check(h, s.prev);
+    return .{ .index = hand, .expired = s.expires_ns != 0 and now_ns >= s.expires_ns };
 }

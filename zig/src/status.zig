@@ -32,6 +32,9 @@ pub const Status = enum(c_int) {
     not_locked = 12,
     /// Out of process memory.
     out_of_memory = 13,
+    /// The handle was opened before this process forked from its parent:
+    /// its liveness slot and lock belong to the parent. Reopen in the child.
+    forked = 14,
 };
 
 pub fn code(status: Status) c_int {

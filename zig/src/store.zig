@@ -64,6 +64,8 @@ pub const fault_stop: u32 = 0x100;
 
 fn fault(h: *const Handle, point: Fault) void {
     if (h.fault_step & ~fault_stop != @intFromEnum(point)) return;
+    // Only with SHM_CACHE_TEST_HOOKS=1 in the environment at open.
+    if (!h.hooks) return;
     if (h.fault_step & fault_stop != 0) {
         sys.stop_self();
         return;
@@ -206,7 +208,7 @@ pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8) LookupError!?u32 {
             const result = probe(h, hash, key, out, &hit_index);
             if (seqlock.validate(header, s1)) return count_read(h, result, hit_index, out != null);
         }
-        if (deadline_ns == 0) deadline_ns = sys.now_ns() + h.lock_timeout_ns;
+        if (deadline_ns == 0) deadline_ns = sys.now_ns() +| h.lock_timeout_ns;
         if (backoff.probing()) {
             if (sys.now_ns() >= deadline_ns) {
                 h.local.read_timeouts += 1;
@@ -250,7 +252,7 @@ fn count_read(h: *Handle, result: Probe, hit_index: u32, use: bool) ?u32 {
 fn recover_if_dead(h: *Handle, deadline_ns: u64) void {
     const word = @atomicLoad(u64, &h.header().lock_word, .monotonic);
     const owner = lock.word_slot(word);
-    const dead = owner == 0 or owner == h.live_slot or !liveness.is_alive(h.lock_fd, owner);
+    const dead = owner == 0 or owner == h.live_slot or !liveness.is_alive(h.fd, owner);
     if (!dead) return;
     if (acquire(h, deadline_ns)) |_| {
         lock.release(h);
@@ -260,7 +262,7 @@ fn recover_if_dead(h: *Handle, deadline_ns: u64) void {
 // ---------------------------------------------------------------- locking
 
 /// Takes the writer lock and repairs what a dead owner left behind.
-pub fn acquire(h: *Handle, deadline_ns: u64) error{ Timeout, Held }!void {
+pub fn acquire(h: *Handle, deadline_ns: u64) lock.AcquireError!void {
     const how = try lock.acquire(h, deadline_ns);
     const header = h.header();
     if (how == .recovered) header.recoveries +%= 1;
@@ -279,13 +281,14 @@ fn deadline(h: *const Handle) u64 {
 
 /// Runs `op` under the lock, taking it for the call unless the handle
 /// already holds it (a `cache.lock()` transaction).
-fn locked(h: *Handle) error{Timeout}!bool {
+fn locked(h: *Handle) error{ Timeout, Forked }!bool {
     if (h.lock_held) return false;
     acquire(h, deadline(h)) catch |err| switch (err) {
         error.Timeout => {
             h.local.lock_timeouts += 1;
             return error.Timeout;
         },
+        error.Forked => return error.Forked,
         error.Held => unreachable, // checked above
     };
     return true;
@@ -363,10 +366,20 @@ fn allocate(h: *Handle) Corrupt!u32 {
     return victim.index;
 }
 
-fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expires_ns: u64) Corrupt!void {
+pub const Mode = enum(u32) { set = 0, add = 1 };
+
+/// Whether an entry is live at `now` (writers only).
+fn unexpired(s: *const region.Slot, now_ns: u64) bool {
+    return s.expires_ns == 0 or now_ns < s.expires_ns;
+}
+
+fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expires_ns: u64, mode: Mode) (Corrupt || error{Exists})!void {
     const header = h.header();
     if (header.count > h.geo.capacity or header.high_water > h.geo.capacity) return error.Corrupt;
     if (find_key(h, hash, key)) |found| {
+        // `add` stores only where no live entry is (an expired one counts
+        // as absent); decided under the lock, so it is atomic.
+        if (mode == .add and unexpired(h.slot(found.slot), sys.now_ns())) return error.Exists;
         write_slot(h, found.slot, hash, key, value, expires_ns, .overwrite);
     } else {
         const index = try allocate(h);
@@ -379,7 +392,7 @@ fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expi
     header.sets +%= 1;
 }
 
-pub const WriteError = error{ TooLarge, Timeout, Corrupt };
+pub const WriteError = error{ TooLarge, Timeout, Corrupt, Forked, Exists };
 
 /// Expiry for a per-entry TTL: negative = the cache default, 0 = never.
 fn expiry(h: *const Handle, ttl_ms: f64) u64 {
@@ -389,7 +402,7 @@ fn expiry(h: *const Handle, ttl_ms: f64) u64 {
     return sys.now_ns() +| @as(u64, @intFromFloat(ns_f));
 }
 
-pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64) WriteError!void {
+pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64, mode: Mode) WriteError!void {
     if (key.len > h.geo.key_bytes_max or value.len > h.geo.value_bytes_max) return error.TooLarge;
     const hash = key_hash(key);
     const expires_ns = expiry(h, ttl_ms);
@@ -398,16 +411,19 @@ pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64) Write
     const header = h.header();
     seqlock.write_begin(header);
     defer seqlock.write_end(header);
-    insert_locked(h, hash, key, value, expires_ns) catch {
+    insert_locked(h, hash, key, value, expires_ns, mode) catch |e| {
+        if (e == error.Exists) return error.Exists;
         // The file held an inconsistent structure: rebuild it from the
         // live slots and try once more on a consistent one.
         rebuild(h);
-        insert_locked(h, hash, key, value, expires_ns) catch return error.Corrupt;
+        insert_locked(h, hash, key, value, expires_ns, mode) catch |again| {
+            return if (again == error.Exists) error.Exists else error.Corrupt;
+        };
     };
 }
 
 /// True if a live, unexpired entry was removed.
-pub fn remove(h: *Handle, key: []const u8) WriteError!bool {
+pub fn remove(h: *Handle, key: []const u8) error{ TooLarge, Timeout, Forked }!bool {
     if (key.len > h.geo.key_bytes_max) return error.TooLarge;
     const hash = key_hash(key);
     const auto = try locked(h);
@@ -415,19 +431,19 @@ pub fn remove(h: *Handle, key: []const u8) WriteError!bool {
     const header = h.header();
     // Find first: a miss needs no odd seq (we are the only writer).
     const found = find_key(h, hash, key) orelse return false;
-    const expires = h.slot(found.slot).expires_ns;
-    const was_live = expires == 0 or sys.now_ns() < expires;
+    const was_live = unexpired(h.slot(found.slot), sys.now_ns());
     seqlock.write_begin(header);
     defer seqlock.write_end(header);
     remove_entry(h, found.slot, true) catch {
+        // The entry's state was already free (the commit): it is gone
+        // whatever the rest of the structure held; rebuild that.
         rebuild(h);
-        return false;
     };
     if (was_live) header.deletes +%= 1 else header.expirations +%= 1;
     return was_live;
 }
 
-pub fn clear(h: *Handle) error{Timeout}!void {
+pub fn clear(h: *Handle) error{ Timeout, Forked }!void {
     const auto = try locked(h);
     defer if (auto) lock.release(h);
     const header = h.header();

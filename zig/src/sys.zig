@@ -82,20 +82,20 @@ pub inline fn compiler_barrier() void {
     asm volatile ("" ::: .{ .memory = true });
 }
 
-pub const Stat = struct { mode: u32, uid: u32, size: u64 };
+pub const Stat = struct { mode: u32, uid: u32, size: u64, nlink: u32 };
 
 pub fn fstat(fd: c.fd_t) Error!Stat {
     if (is_linux) {
         // glibc's fstat symbol varies by version; statx on the descriptor
         // (AT_EMPTY_PATH = 0x1000) is the stable interface.
         var st: std.os.linux.Statx = undefined;
-        const mask: std.os.linux.STATX = .{ .TYPE = true, .MODE = true, .UID = true, .SIZE = true };
+        const mask: std.os.linux.STATX = .{ .TYPE = true, .MODE = true, .NLINK = true, .UID = true, .SIZE = true };
         if (c.statx(fd, "", 0x1000, mask, &st) != 0) return fail();
-        return .{ .mode = st.mode, .uid = st.uid, .size = st.size };
+        return .{ .mode = st.mode, .uid = st.uid, .size = st.size, .nlink = st.nlink };
     }
     var st: c.Stat = undefined;
     if (c.fstat(fd, &st) != 0) return fail();
-    return .{ .mode = @intCast(st.mode), .uid = @intCast(st.uid), .size = @intCast(st.size) };
+    return .{ .mode = @intCast(st.mode), .uid = @intCast(st.uid), .size = @intCast(st.size), .nlink = @intCast(st.nlink) };
 }
 
 pub const OpenFlags = struct { directory: bool = false, create: bool = false };
@@ -172,4 +172,36 @@ pub fn flock_try(fd: c.fd_t) Error!FlockResult {
 
 pub fn funlock(fd: c.fd_t) void {
     _ = c.flock(fd, c.LOCK.UN);
+}
+
+const DlInfo = extern struct {
+    fname: ?[*:0]const u8,
+    fbase: ?*anyopaque,
+    sname: ?[*:0]const u8,
+    saddr: ?*anyopaque,
+};
+extern "c" fn dladdr(addr: *const anyopaque, info: *DlInfo) c_int;
+
+/// Keeps this shared library loaded until the process exits. A runtime may
+/// dlclose it (Deno does, when the Worker that loaded it ends) while a
+/// thread-exit destructor (threads.zig) still points into it; an extra
+/// RTLD_NODELETE reference makes every dlclose a no-op for its code.
+pub fn pin_library(anchor: *const anyopaque) void {
+    var info: DlInfo = undefined;
+    if (dladdr(anchor, &info) == 0) return;
+    const path = info.fname orelse return;
+    _ = c.dlopen(path, .{ .NOW = true, .NOLOAD = true, .NODELETE = is_linux });
+}
+
+/// Incremented in every child right after fork(): a handle opened before
+/// the fork belongs to the parent (its liveness slot, its lock), and the
+/// child must not write through it (lock.zig refuses).
+pub var fork_epoch: u32 = 0;
+
+fn on_fork_child() callconv(.c) void {
+    fork_epoch +%= 1;
+}
+
+pub fn watch_forks() void {
+    _ = c.pthread_atfork(null, null, on_fork_child);
 }
