@@ -216,3 +216,30 @@ test("garbage over the table and slots: get and set never crash, verify reports,
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a region from an earlier boot starts empty; one in use is left alone", () => {
+  const dir = scratch();
+  try {
+    const first = SharedCache.open("boot", { ...BASE, dir, ttlMs: 60_000 });
+    first.set("a", 1);
+    first.close();
+    // Header offset 56: the boot id. Another boot wrote this region.
+    const file = join(dir, "boot.shmc");
+    const fd = openSync(file, "r+");
+    writeSync(fd, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), 0, 8, 56);
+    closeSync(fd);
+    const holder = SharedCache.open("boot", { ...BASE, dir, ttlMs: 60_000 });
+    assert.equal(holder.get("a"), undefined, "entries of an earlier boot are dropped");
+    holder.set("b", 2);
+    // Mark it foreign again while a handle is open: never reset under a live handle.
+    const fd2 = openSync(file, "r+");
+    writeSync(fd2, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), 0, 8, 56);
+    closeSync(fd2);
+    using again = SharedCache.open("boot", { ...BASE, dir, ttlMs: 60_000 });
+    assert.equal(again.get("b"), 2);
+    holder.close();
+    assert.ok(again.verify().ok);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -250,6 +250,13 @@ fn map_region(fd: c.fd_t, geo: region.Geometry, dir: []const u8, name: []const u
                 sys.munmap(memory);
                 return e;
             };
+            const boot = sys.boot_id();
+            if (header.boot_id != boot and !liveness.any_held(fd)) {
+                // Written during an earlier boot (a persistent directory):
+                // its expiry times mean nothing now. Start empty.
+                store.reset_region(memory, geo);
+                header.boot_id = boot;
+            }
             return memory;
         }
         // A creator writes the magic (over zeroes) before the marker, so a
@@ -325,6 +332,7 @@ fn create(fd: c.fd_t, geo: region.Geometry, m: *Message) error{Fail}![]align(sys
     header.fifo_tail = region.nil;
     header.hand = region.nil;
     header.stamp_next = 1;
+    header.boot_id = sys.boot_id();
     // Release: everything above is visible before the marker (pairs with
     // the Acquire load in map_region).
     @atomicStore(u32, &header.initialized, region.initialized_done, .release);

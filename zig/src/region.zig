@@ -50,7 +50,9 @@ pub const Header = extern struct {
     reserved_config: u32,
     ttl_ms: u64,
     region_bytes: u64,
-    pad0: [line_bytes - 56]u8,
+    /// Identifies the boot that wrote the TTLs (CLOCK_MONOTONIC restarts at
+    /// each boot): a region found from an earlier boot is emptied at open.
+    boot_id: u64,
 
     // Line 1: the seqlock counter, read by every reader; written by writers.
     seq: u64,

@@ -465,6 +465,23 @@ fn reset_derived(h: *Handle) void {
     table.clear(h);
 }
 
+/// Empties a region nobody has open (files.zig checks, under the creation
+/// flock): entries, derived state, a stale odd seq and a stale lock word.
+pub fn reset_region(memory: []u8, geo: region.Geometry) void {
+    const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
+    header.high_water = 0;
+    header.free_head = region.nil;
+    header.fifo_head = region.nil;
+    header.fifo_tail = region.nil;
+    header.hand = region.nil;
+    header.count = 0;
+    const table_start: usize = @intCast(geo.table_offset);
+    @memset(memory[table_start..][0 .. @as(usize, geo.table_capacity) * 8], 0);
+    const word = header.lock_word;
+    header.lock_word = lock.word_make(lock.word_generation(word) +% 1, 0, 0);
+    header.seq = (header.seq +% 1) & ~@as(u64, 1);
+}
+
 // ---------------------------------------------------------------- rebuild
 
 const Live = struct { stamp: u64, index: u32 };

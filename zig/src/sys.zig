@@ -205,3 +205,16 @@ fn on_fork_child() callconv(.c) void {
 pub fn watch_forks() void {
     _ = c.pthread_atfork(null, null, on_fork_child);
 }
+
+/// A hash of the kernel's boot id (Linux), 0 where unknown. Monotonic
+/// timestamps are only comparable within one boot.
+pub fn boot_id() u64 {
+    if (!is_linux) return 0;
+    const fd = c.open("/proc/sys/kernel/random/boot_id", .{ .ACCMODE = .RDONLY, .CLOEXEC = true });
+    if (fd < 0) return 0;
+    defer close(fd);
+    var buf: [64]u8 = undefined;
+    const n = c.read(fd, &buf, buf.len);
+    if (n <= 0) return 0;
+    return std.hash.Wyhash.hash(0x626f6f74, buf[0..@intCast(n)]) | 1;
+}
