@@ -314,28 +314,7 @@ fn create(fd: c.fd_t, geo: region.Geometry, m: *Message) error{Fail}![]align(sys
         return m.fail(.io, "fallocate of {d} bytes failed: errno {s}", .{ geo.region_bytes, sys.last_name() });
     };
     const memory = sys.mmap_shared(fd, geo.region_bytes) catch return m.fail(.io, "mmap of {d} bytes failed: errno {s}", .{ geo.region_bytes, sys.last_name() });
-    const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
-    // The file is new and zero-filled: only the header needs writing. The
-    // table is all-empty buckets and the slots are free (state 0).
-    header.* = std.mem.zeroes(region.Header);
-    header.magic = region.magic;
-    header.format = region.format;
-    header.capacity = geo.capacity;
-    header.table_capacity = geo.table_capacity;
-    header.key_bytes_max = geo.key_bytes_max;
-    header.value_bytes_max = geo.value_bytes_max;
-    header.slot_bytes = geo.slot_bytes;
-    header.ttl_ms = geo.ttl_ms;
-    header.region_bytes = geo.region_bytes;
-    header.free_head = region.nil;
-    header.fifo_head = region.nil;
-    header.fifo_tail = region.nil;
-    header.hand = region.nil;
-    header.stamp_next = 1;
-    header.boot_id = sys.boot_id();
-    // Release: everything above is visible before the marker (pairs with
-    // the Acquire load in map_region).
-    @atomicStore(u32, &header.initialized, region.initialized_done, .release);
+    region.init_header(memory, geo, sys.boot_id());
     return memory;
 }
 

@@ -171,6 +171,32 @@ pub fn geometry(capacity: u64, key_max: u64, value_max: u64, ttl_ms: u64) Geomet
     };
 }
 
+/// Writes the header of a new, zero-filled region; the `initialized`
+/// marker last. The table is then all empty buckets and every slot free.
+pub fn init_header(memory: []u8, geo: Geometry, boot_id: u64) void {
+    assert(memory.len == geo.region_bytes);
+    const header: *Header = @ptrCast(@alignCast(memory.ptr));
+    header.* = std.mem.zeroes(Header);
+    header.magic = magic;
+    header.format = format;
+    header.capacity = geo.capacity;
+    header.table_capacity = geo.table_capacity;
+    header.key_bytes_max = geo.key_bytes_max;
+    header.value_bytes_max = geo.value_bytes_max;
+    header.slot_bytes = geo.slot_bytes;
+    header.ttl_ms = geo.ttl_ms;
+    header.region_bytes = geo.region_bytes;
+    header.boot_id = boot_id;
+    header.free_head = nil;
+    header.fifo_head = nil;
+    header.fifo_tail = nil;
+    header.hand = nil;
+    header.stamp_next = 1;
+    // Release: everything above is visible before the marker (pairs with
+    // the Acquire load of openers, files.zig map_region).
+    @atomicStore(u32, &header.initialized, initialized_done, .release);
+}
+
 /// A bucket is one u64 so lock-free readers load it without tearing:
 /// high 32 bits = the key hash's high 32 bits (the tag, which also gives the
 /// bucket's home index), low 32 bits = slot index + 1 (0 = empty bucket).
