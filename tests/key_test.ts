@@ -273,7 +273,6 @@ test("encodeKeyPart: encodes one value self-delimited, and names the part in err
   );
 });
 
-
 /** A short rendering of a value for assertion messages, in both runtimes. */
 function show(value: unknown): string {
   try {
