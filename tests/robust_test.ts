@@ -291,6 +291,33 @@ test("kill torture: a writer SIGKILLed at random moments never leaves a wedge or
   }
 }, { timeoutMs: 300_000 });
 
+test("destroy racing with opens: every open gets a working region, no crash", async () => {
+  const scope = new Scope();
+  try {
+    const churners = [
+      scope.spawn("bun", ["churn", scope.dir, "churn", "300"]),
+      scope.spawn("deno", ["churn", scope.dir, "churn", "300"]),
+      scope.spawn("bun", ["churn", scope.dir, "churn", "300"]),
+    ];
+    await Promise.all(churners.map((c) => c.line("ready")));
+    let destroyed = 0;
+    while (churners.some((c) => !c.lines.some((l) => l.startsWith("done")))) {
+      SharedCache.destroy("churn", { dir: scope.dir });
+      destroyed++;
+      await sleep(1);
+      for (const c of churners) assert.ok(c.stderr === "", c.stderr);
+      if (destroyed > 20_000) throw new Error("churners did not finish");
+    }
+    for (const c of churners) {
+      assert.equal(await c.line("done"), "done 300");
+      assert.deepEqual(await c.wait(), { code: 0, signal: null });
+    }
+    assert.ok(destroyed > 10, `only ${destroyed} destroys raced with the opens`);
+  } finally {
+    await scope.cleanup();
+  }
+}, { timeoutMs: 120_000 });
+
 const PARTS: Array<[string, number, number]> = [
   ["header configuration", 0, 64],
   ["seqlock counter", 64, 8],

@@ -7,13 +7,13 @@
 //!   Files are opened relative to the directory's descriptor (no path race
 //!   after the check), never through a symlink, and created 0600.
 //! - One file per cache, `<name>.shmc`: the region, and also the creation
-//!   flock and the liveness byte locks (liveness.zig). With a single inode
-//!   there is no pair of files that a `destroy` (or a tmp cleaner) could
-//!   split between processes.
-//! - Open-or-create is serialized by an exclusive flock on the file, taken
-//!   with a bounded wait; `destroy` unlinks under the same flock, and an
-//!   opener that finds its file unlinked once it holds the flock retries on
-//!   the new one. Under the flock, a file of size 0, or one whose
+//!   lock (byte 0) and the liveness byte locks (liveness.zig). With a single
+//!   inode there is no pair of files that a `destroy` (or a tmp cleaner)
+//!   could split between processes.
+//! - Open-or-create is serialized by the creation lock, taken with a bounded
+//!   wait (and, within a process, by a mutex); `destroy` unlinks under the
+//!   same lock, and an opener that finds its file unlinked once it holds the
+//!   lock retries on the new one. Under the lock, a file of size 0, or one whose
 //!   `initialized` marker is missing (a creator died mid-way), is (re)built,
 //!   but only when no liveness byte is held: every process that maps the
 //!   region holds one, so nobody maps a file that is rebuilt. A marker lost
@@ -137,7 +137,7 @@ fn open_file(dir_fd: c.fd_t, dir: []const u8, name: []const u8, ext: []const u8,
         if (sys.last() == .LOOP) return m.fail(.unsafe_dir, "unsafe {s}/{s}: it is a symbolic link", .{ dir, file });
         return m.fail(.io, "cannot open {s}/{s}: errno {s}", .{ dir, file, sys.last_name() });
     };
-    errdefer sys.close(fd);
+    errdefer liveness.close_fd(fd);
     const st = sys.fstat(fd) catch {
         return m.fail(.io, "cannot stat {s}/{s}: errno {s}", .{ dir, file, sys.last_name() });
     };
@@ -151,14 +151,18 @@ fn creation_lock(fd: c.fd_t, timeout_ns: u64, m: *Message) error{Fail}!void {
     var backoff: lock.Backoff = .{};
     // Bound: the deadline check below, once backoff is past spinning.
     while (true) {
-        const r = sys.flock_try(fd) catch return m.fail(.io, "flock failed: errno {s}", .{sys.last_name()});
-        if (r == .locked) return;
+        const locked = liveness.creation_try(fd) catch return m.fail(.io, "the creation lock failed: errno {s}", .{@tagName(sys.errno_now())});
+        if (locked) return;
         if (backoff.probing() and sys.now_ns() >= deadline) {
             return m.fail(.lock_timeout, "another process held the creation lock for more than {d} ms", .{timeout_ns / std.time.ns_per_ms});
         }
         backoff.wait();
     }
 }
+
+/// Serializes open and destroy within the process: on macOS the creation
+/// lock is a per-process record lock and does not exclude our own threads.
+var process_mutex: c.pthread_mutex_t = .{};
 
 const ext_data = ".shmc";
 
@@ -180,9 +184,11 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     const dir_fd = try open_dir(path, true, m);
     defer sys.close(dir_fd);
     const timeout_ns = options.lock_timeout_ms *| std.time.ns_per_ms;
+    _ = c.pthread_mutex_lock(&process_mutex);
+    defer _ = c.pthread_mutex_unlock(&process_mutex);
     const fd = try open_locked(dir_fd, path, name, timeout_ns, m);
-    errdefer sys.close(fd);
-    defer sys.funlock(fd);
+    errdefer liveness.close_fd(fd);
+    defer liveness.creation_release(fd);
     const memory = try map_region(fd, geo, path, name, m);
     errdefer sys.munmap(memory);
     const slot = liveness.claim(fd) catch |e| return switch (e) {
@@ -212,7 +218,7 @@ fn hooks_enabled() bool {
     return std.mem.eql(u8, std.mem.span(v), "1");
 }
 
-/// Opens the region file and takes its creation flock. A file that was
+/// Opens the region file and takes its creation lock. A file that was
 /// unlinked (by `destroy`) while we waited is not the cache any more: retry
 /// on the new one, a bounded number of times.
 fn open_locked(dir_fd: c.fd_t, path: []const u8, name: []const u8, timeout_ns: u64, m: *Message) error{Fail}!c.fd_t {
@@ -221,17 +227,17 @@ fn open_locked(dir_fd: c.fd_t, path: []const u8, name: []const u8, timeout_ns: u
     while (attempt < attempts_max) : (attempt += 1) {
         const fd = try open_file(dir_fd, path, name, ext_data, true, m);
         creation_lock(fd, timeout_ns, m) catch |e| {
-            sys.close(fd);
+            liveness.close_fd(fd);
             return e;
         };
         const st = sys.fstat(fd) catch {
-            sys.funlock(fd);
-            sys.close(fd);
+            liveness.creation_release(fd);
+            liveness.close_fd(fd);
             return m.fail(.io, "cannot stat {s}/{s}{s}: errno {s}", .{ path, name, ext_data, sys.last_name() });
         };
         if (st.nlink > 0) return fd;
-        sys.funlock(fd);
-        sys.close(fd);
+        liveness.creation_release(fd);
+        liveness.close_fd(fd);
     }
     return m.fail(.io, "cache {s} was destroyed {d} times while this process opened it", .{ name, attempts_max });
 }
@@ -333,11 +339,11 @@ pub fn close(h: *Handle) void {
     }
     sys.munmap(h.memory);
     liveness.release(h.fd, h.live_slot);
-    sys.close(h.fd);
+    liveness.close_fd(h.fd);
     std.heap.c_allocator.destroy(h);
 }
 
-/// Removes the cache's file, under its creation flock so that no opener is
+/// Removes the cache's file, under its creation lock so that no opener is
 /// half-way through it. Processes that still map the region keep their
 /// mapping; the next open creates a new region.
 pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void {
@@ -351,13 +357,15 @@ pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void 
         return e;
     };
     defer sys.close(dir_fd);
+    _ = c.pthread_mutex_lock(&process_mutex);
+    defer _ = c.pthread_mutex_unlock(&process_mutex);
     const fd = open_file(dir_fd, path, name, ext_data, false, m) catch |e| {
         if (m.status == .miss) return; // no file: nothing to remove
         return e;
     };
-    defer sys.close(fd);
+    defer liveness.close_fd(fd);
     try creation_lock(fd, destroy_timeout_ns, m);
-    defer sys.funlock(fd);
+    defer liveness.creation_release(fd);
     var buf: [name_bytes_max + 16]u8 = undefined;
     const file = file_name(&buf, name, ext_data);
     sys.unlinkat(dir_fd, file.ptr) catch {

@@ -25,7 +25,7 @@ pub const LocalStats = struct {
 pub const Handle = struct {
     memory: []align(sys.page_size) u8,
     geo: region.Geometry,
-    /// The region file; it also carries the creation flock and the
+    /// The region file; it also carries the creation lock and the
     /// liveness byte locks (liveness.zig).
     fd: std.c.fd_t,
     /// This handle's liveness slot (liveness.zig), 1..slots_max.

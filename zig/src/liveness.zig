@@ -15,9 +15,12 @@
 //! description, not the process, so two handles of one process (or two
 //! threads' handles) hold distinct slots and see each other as alive.
 //! macOS has no OFD locks; there the classic POSIX record lock is per
-//! process, so every handle of a process shares one process-wide slot and a
-//! probe of one's own process always answers "alive". That path is weaker
-//! (see README) and is compiled, not tested, here.
+//! process, so all handles of one process on one file share a slot
+//! (reference counted), a probe of one's own slot answers "alive", and
+//! descriptors of a file still in use are parked instead of closed (closing
+//! any descriptor drops the process's record locks on the file). Threads of
+//! one process are then not told apart by the lock (README: one handle per
+//! cache per process there). That path is compiled, not tested, here.
 //!
 //! Caveat: a child forked without exec inherits the descriptor, and with it
 //! the OFD lock; the slot then stays "alive" while that child lives. The
@@ -35,14 +38,34 @@ pub const slots_max: u32 = 4095;
 const cmd_setlk: c_int = if (sys.is_linux) 37 else c.F.SETLK; // F_OFD_SETLK on Linux
 const cmd_getlk: c_int = if (sys.is_linux) 36 else c.F.GETLK; // F_OFD_GETLK on Linux
 
-fn lock_request(kind: c_int, slot: u32) c.Flock {
+/// Byte 0 is the creation lock (files.zig): open-or-create and destroy run
+/// under it. A byte-range lock rather than flock: on BSD kernels flock and
+/// record locks share one lock list, and a whole-file flock would conflict
+/// with the liveness bytes. Slots use bytes 1..slots_max.
+const creation_byte: u32 = 0;
+
+fn lock_request(kind: c_int, start: u32) c.Flock {
     var fl = std.mem.zeroes(c.Flock);
     fl.type = @intCast(kind);
     fl.whence = 0; // SEEK_SET
-    fl.start = @intCast(slot);
+    fl.start = @intCast(start);
     fl.len = 1;
     // OFD locks require l_pid == 0 (zeroes above).
     return fl;
+}
+
+/// Tries the creation lock without waiting; the caller backs off.
+pub fn creation_try(fd: c.fd_t) error{Io}!bool {
+    var fl = lock_request(c.F.WRLCK, creation_byte);
+    if (c.fcntl(fd, cmd_setlk, &fl) == 0) return true;
+    const e = sys.errno_now();
+    if (e == .AGAIN or e == .ACCES) return false;
+    return error.Io;
+}
+
+pub fn creation_release(fd: c.fd_t) void {
+    var fl = lock_request(c.F.UNLCK, creation_byte);
+    _ = c.fcntl(fd, cmd_setlk, &fl);
 }
 
 /// Takes a free slot for a new handle. Scans from a PID-derived start so
@@ -50,6 +73,10 @@ fn lock_request(kind: c_int, slot: u32) c.Flock {
 /// by slots_max attempts.
 pub fn claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
     if (!sys.is_linux) return darwin_claim(fd);
+    return scan(fd);
+}
+
+fn scan(fd: c.fd_t) error{ TooMany, Io }!u32 {
     const start = sys.getpid() % slots_max;
     var attempt: u32 = 0;
     while (attempt < slots_max) : (attempt += 1) {
@@ -65,13 +92,14 @@ pub fn claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
 
 /// True if any handle holds any slot: someone maps the region.
 pub fn any_held(fd: c.fd_t) bool {
+    if (!sys.is_linux and darwin_find(fd) != null) return true;
     var fl = lock_request(c.F.WRLCK, 1);
     fl.len = slots_max;
     if (c.fcntl(fd, cmd_getlk, &fl) != 0) return true;
     return fl.type != c.F.UNLCK;
 }
 
-/// Gives the slot back (closing the descriptor would too).
+/// Gives the slot back.
 pub fn release(fd: c.fd_t, slot: u32) void {
     assert(slot >= 1 and slot <= slots_max);
     if (!sys.is_linux) return darwin_release(fd);
@@ -79,11 +107,24 @@ pub fn release(fd: c.fd_t, slot: u32) void {
     _ = c.fcntl(fd, cmd_setlk, &fl);
 }
 
+/// Closes a descriptor of a region file. On Linux simply closes it. With
+/// per-process record locks (macOS), closing any descriptor of a file drops
+/// all of the process's locks on it, so while a handle of this process still
+/// uses the file the descriptor is parked and closed with the last handle.
+pub fn close_fd(fd: c.fd_t) void {
+    if (!sys.is_linux and darwin_park(fd)) return;
+    sys.close(fd);
+}
+
 /// True while some open handle holds `slot`. Errors answer "alive": the
 /// caller then waits out its bound instead of stealing on doubt.
 pub fn is_alive(fd: c.fd_t, slot: u32) bool {
     if (slot == 0 or slot > slots_max) return true;
-    if (!sys.is_linux) return darwin_is_alive(fd, slot);
+    if (!sys.is_linux) {
+        // Record locks never conflict with their own process: our slot is
+        // alive by definition (it is this process).
+        if (darwin_find(fd)) |entry| if (entry.slot == slot) return true;
+    }
     var fl = lock_request(c.F.WRLCK, slot);
     if (c.fcntl(fd, cmd_getlk, &fl) != 0) return true;
     // F_UNLCK means our write lock could be placed: nobody holds the byte.
@@ -92,30 +133,49 @@ pub fn is_alive(fd: c.fd_t, slot: u32) bool {
     return fl.type != c.F.UNLCK;
 }
 
-// macOS: one process-wide slot, reference counted across handles.
+// macOS: one slot per (process, file), reference counted across handles.
+const DarwinFile = struct {
+    dev: u64,
+    ino: u64,
+    slot: u32,
+    refs: u32,
+    parked: [parked_max]c.fd_t = undefined,
+    parked_len: u32 = 0,
+};
+const files_max = 64;
+const parked_max = 32;
 var darwin_mutex: c.pthread_mutex_t = .{};
-var darwin_slot: u32 = 0;
-var darwin_refs: u32 = 0;
+var darwin_files: [files_max]?DarwinFile = @splat(null);
+
+fn darwin_lookup(fd: c.fd_t) ?*DarwinFile {
+    const st = sys.fstat(fd) catch return null;
+    for (&darwin_files) |*e| {
+        if (e.*) |*file| if (file.dev == st.dev and file.ino == st.ino) return file;
+    }
+    return null;
+}
+
+fn darwin_find(fd: c.fd_t) ?DarwinFile {
+    _ = c.pthread_mutex_lock(&darwin_mutex);
+    defer _ = c.pthread_mutex_unlock(&darwin_mutex);
+    const file = darwin_lookup(fd) orelse return null;
+    return file.*;
+}
 
 fn darwin_claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
     _ = c.pthread_mutex_lock(&darwin_mutex);
     defer _ = c.pthread_mutex_unlock(&darwin_mutex);
-    if (darwin_refs > 0) {
-        darwin_refs += 1;
-        return darwin_slot;
+    if (darwin_lookup(fd)) |file| {
+        file.refs += 1;
+        return file.slot;
     }
-    const start = sys.getpid() % slots_max;
-    var attempt: u32 = 0;
-    while (attempt < slots_max) : (attempt += 1) {
-        const slot = 1 + (start + attempt) % slots_max;
-        var fl = lock_request(c.F.WRLCK, slot);
-        if (c.fcntl(fd, c.F.SETLK, &fl) == 0) {
-            darwin_slot = slot;
-            darwin_refs = 1;
+    const st = sys.fstat(fd) catch return error.Io;
+    for (&darwin_files) |*e| {
+        if (e.* == null) {
+            const slot = try scan(fd);
+            e.* = .{ .dev = st.dev, .ino = st.ino, .slot = slot, .refs = 1 };
             return slot;
         }
-        const e = sys.errno_now();
-        if (e != .AGAIN and e != .ACCES) return error.Io;
     }
     return error.TooMany;
 }
@@ -123,18 +183,31 @@ fn darwin_claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
 fn darwin_release(fd: c.fd_t) void {
     _ = c.pthread_mutex_lock(&darwin_mutex);
     defer _ = c.pthread_mutex_unlock(&darwin_mutex);
-    assert(darwin_refs > 0);
-    darwin_refs -= 1;
-    if (darwin_refs == 0) {
-        var fl = lock_request(c.F.UNLCK, darwin_slot);
-        _ = c.fcntl(fd, c.F.SETLK, &fl);
-        darwin_slot = 0;
+    const file = darwin_lookup(fd) orelse return;
+    assert(file.refs > 0);
+    file.refs -= 1;
+    if (file.refs > 0) return;
+    var fl = lock_request(c.F.UNLCK, file.slot);
+    _ = c.fcntl(fd, c.F.SETLK, &fl);
+    for (file.parked[0..file.parked_len]) |parked| sys.close(parked);
+    for (&darwin_files) |*e| {
+        if (e.*) |*f| if (f == file) {
+            e.* = null;
+            break;
+        };
     }
 }
 
-fn darwin_is_alive(fd: c.fd_t, slot: u32) bool {
-    if (slot == darwin_slot) return true;
-    var fl = lock_request(c.F.WRLCK, slot);
-    if (c.fcntl(fd, c.F.GETLK, &fl) != 0) return true;
-    return fl.type != c.F.UNLCK;
+/// Keeps `fd` open while handles of its file remain; true if parked.
+fn darwin_park(fd: c.fd_t) bool {
+    _ = c.pthread_mutex_lock(&darwin_mutex);
+    defer _ = c.pthread_mutex_unlock(&darwin_mutex);
+    const file = darwin_lookup(fd) orelse return false;
+    // Beyond the bound the descriptor is leaked rather than closed: a leak
+    // costs a descriptor, a close would drop the process's slot.
+    if (file.parked_len < parked_max) {
+        file.parked[file.parked_len] = fd;
+        file.parked_len += 1;
+    }
+    return true;
 }

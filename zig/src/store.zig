@@ -466,7 +466,7 @@ fn reset_derived(h: *Handle) void {
 }
 
 /// Empties a region nobody has open (files.zig checks, under the creation
-/// flock): entries, derived state, a stale odd seq and a stale lock word.
+/// lock): entries, derived state, a stale odd seq and a stale lock word.
 pub fn reset_region(memory: []u8, geo: region.Geometry) void {
     const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
     header.high_water = 0;

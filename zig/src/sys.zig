@@ -82,7 +82,7 @@ pub inline fn compiler_barrier() void {
     asm volatile ("" ::: .{ .memory = true });
 }
 
-pub const Stat = struct { mode: u32, uid: u32, size: u64, nlink: u32 };
+pub const Stat = struct { mode: u32, uid: u32, size: u64, nlink: u32, dev: u64 = 0, ino: u64 = 0 };
 
 pub fn fstat(fd: c.fd_t) Error!Stat {
     if (is_linux) {
@@ -95,7 +95,14 @@ pub fn fstat(fd: c.fd_t) Error!Stat {
     }
     var st: c.Stat = undefined;
     if (c.fstat(fd, &st) != 0) return fail();
-    return .{ .mode = @intCast(st.mode), .uid = @intCast(st.uid), .size = @intCast(st.size), .nlink = @intCast(st.nlink) };
+    return .{
+        .mode = @intCast(st.mode),
+        .uid = @intCast(st.uid),
+        .size = @intCast(st.size),
+        .nlink = @intCast(st.nlink),
+        .dev = @bitCast(@as(i64, st.dev)),
+        .ino = @intCast(st.ino),
+    };
 }
 
 pub const OpenFlags = struct { directory: bool = false, create: bool = false };
@@ -160,18 +167,6 @@ pub fn mmap_shared(fd: c.fd_t, bytes: u64) Error![]align(page_size) u8 {
 
 pub fn munmap(memory: []align(page_size) u8) void {
     _ = c.munmap(@ptrCast(memory.ptr), memory.len);
-}
-
-pub const FlockResult = enum { locked, busy };
-
-pub fn flock_try(fd: c.fd_t) Error!FlockResult {
-    if (c.flock(fd, c.LOCK.EX | c.LOCK.NB) == 0) return .locked;
-    if (errno_now() == .AGAIN) return .busy;
-    return fail();
-}
-
-pub fn funlock(fd: c.fd_t) void {
-    _ = c.flock(fd, c.LOCK.UN);
 }
 
 const DlInfo = extern struct {
