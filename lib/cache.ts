@@ -76,6 +76,7 @@ export interface VerifyResult {
 }
 
 const DEFAULT_LOCK_TIMEOUT_MS = 500;
+const TTL_MS_MAX = 1e15;
 const CAPACITY_MAX = 1 << 26;
 const KEY_BYTES_MAX = (1 << 16) - 1;
 const VALUE_BYTES_MAX = (1 << 27) - 1;
@@ -203,7 +204,7 @@ export class SharedCache implements Disposable {
     const capacity = checkInt("capacity", options.capacity, 1, CAPACITY_MAX);
     const maxKeyBytes = checkInt("maxKeyBytes", options.maxKeyBytes, 1, KEY_BYTES_MAX);
     const maxValueBytes = checkInt("maxValueBytes", options.maxValueBytes, 1, VALUE_BYTES_MAX);
-    const ttlMs = options.ttlMs === undefined ? 0 : checkInt("ttlMs", options.ttlMs, 1, Number.MAX_SAFE_INTEGER);
+    const ttlMs = options.ttlMs === undefined ? 0 : checkInt("ttlMs", options.ttlMs, 1, TTL_MS_MAX);
     const lockTimeoutMs = options.lockTimeoutMs === undefined
       ? DEFAULT_LOCK_TIMEOUT_MS
       : checkInt("lockTimeoutMs", options.lockTimeoutMs, 1, 3_600_000);
@@ -219,8 +220,17 @@ export class SharedCache implements Disposable {
     if (handle === null || handle === 0) {
       throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
     }
-    const normalized = { ...options, capacity, maxKeyBytes, maxValueBytes, lockTimeoutMs };
-    return new SharedCache(native, handle, name, `${dir}\0${name}`, normalized);
+    try {
+      // The file's device and inode identify the cache in this isolate
+      // whatever spelling of the directory was used.
+      const id = new Float64Array(2);
+      if (native.shmc_file_id(handle, id) !== 0) throw new CacheError("Io", `cache ${JSON.stringify(name)}: cannot stat its file`);
+      const normalized = { ...options, capacity, maxKeyBytes, maxValueBytes, lockTimeoutMs };
+      return new SharedCache(native, handle, name, `${id[0]}:${id[1]}`, normalized);
+    } catch (e) {
+      native.shmc_close(handle);
+      throw e;
+    }
   }
 
   /**

@@ -66,6 +66,17 @@ test("every value type round-trips", withCache({}, (cache) => {
   assert.deepEqual(cache.get("bytes"), new Uint8Array([0, 1, 2, 255]));
 }));
 
+test("add stores only where no live entry is", withCache({}, async (cache) => {
+  assert.equal(cache.add("k", 1), true);
+  assert.equal(cache.add("k", 2), false);
+  assert.equal(cache.get("k"), 1);
+  cache.set("short", "x", { ttlMs: 10 });
+  await until(() => !cache.has("short"), 2_000);
+  assert.equal(cache.add("short", "y"), true, "an expired entry counts as absent");
+  assert.equal(cache.get("short"), "y");
+  assert.equal(cache.stats().sets, 3);
+}));
+
 test("overwrite, delete, clear, size and stats", withCache({}, (cache) => {
   cache.set("a", 1);
   cache.set("b", 2);
@@ -183,6 +194,13 @@ test("set while this process holds the lock throws instead of deadlocking", with
       assert.throws(() => other.set("a", 1), (e: unknown) => e instanceof CacheError && e.code === "LockHeld");
     } finally {
       other.close();
+    }
+    // Also when the directory is spelled differently: the file is the same.
+    const spelled = SharedCache.open(name, { capacity: 64, maxKeyBytes: 64, maxValueBytes: 1024, dir: dir + "/./" });
+    try {
+      assert.throws(() => spelled.set("a", 1), (e: unknown) => e instanceof CacheError && e.code === "LockHeld");
+    } finally {
+      spelled.close();
     }
     // Reads need no lock.
     tx.set("a", 1);

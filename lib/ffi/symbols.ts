@@ -47,6 +47,8 @@ export const symbols = {
   shmc_read_validate: { parameters: ["pointer", "f64"], result: "i32" },
   // i32 shmc_verify(void* h, u32 repair, u8* out, u32 out_cap, u32 out_len[1])
   shmc_verify: { parameters: ["pointer", "u32", "buffer", "u32", "buffer"], result: "i32" },
+  // i32 shmc_file_id(void* h, f64 out[2]) -- device, inode
+  shmc_file_id: { parameters: ["pointer", "buffer"], result: "i32" },
   // i32 shmc_handle_slot(void* h)
   shmc_handle_slot: { parameters: ["pointer"], result: "i32" },
   // i32 shmc_slot_alive(void* h, u32 slot)
@@ -96,6 +98,7 @@ export interface Native {
   shmc_read_begin(h: NativeHandle): number;
   shmc_read_validate(h: NativeHandle, seq: number): number;
   shmc_verify(h: NativeHandle, repair: number, out: Uint8Array, outCap: number, outLen: Uint32Array): number;
+  shmc_file_id(h: NativeHandle, out: Float64Array): number;
   shmc_handle_slot(h: NativeHandle): number;
   shmc_slot_alive(h: NativeHandle, slot: number): number;
   shmc_test_fault(h: NativeHandle, step: number): void;

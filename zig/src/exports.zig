@@ -32,6 +32,12 @@ fn neg(status: Status) i32 {
     return -@as(i32, @intFromEnum(status));
 }
 
+/// A handle opened before this process was forked belongs to the parent:
+/// every entry point that reads or writes the region refuses it.
+fn forked(hd: *const Handle) bool {
+    return hd.fork_epoch != sys.fork_epoch;
+}
+
 export fn shmc_abi_version() u32 {
     return abi_version;
 }
@@ -94,6 +100,7 @@ export fn shmc_destroy(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name
 
 /// The value's length (>= 0, copied into out), or -status (miss = -1).
 export fn shmc_lookup(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, out: ?[*]u8, out_cap: u32) i32 {
+    if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
     const out_slice: ?[]u8 = if (out) |o| o[0..out_cap] else null;
     const r = store.lookup(hd, bytes(key, key_len), out_slice) catch |e| return switch (e) {
@@ -107,6 +114,7 @@ export fn shmc_lookup(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, out: ?[*]
 /// ttl_ms: negative = the cache's default, 0 = never expires. mode 0 =
 /// set, 1 = add (only where no live entry is; -1 = miss when one is).
 export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64, mode: u32) i32 {
+    if (forked(handle(h))) return neg(.forked);
     if (mode > 1) return neg(.invalid_argument);
     const m: store.Mode = @enumFromInt(mode);
     store.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms, m) catch |e| return switch (e) {
@@ -121,6 +129,7 @@ export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[
 
 /// 0 = removed, -1 = miss, other negative = status.
 export fn shmc_remove(h: ?*anyopaque, key: ?[*]const u8, key_len: u32) i32 {
+    if (forked(handle(h))) return neg(.forked);
     const removed = store.remove(handle(h), bytes(key, key_len)) catch |e| return switch (e) {
         error.TooLarge => neg(.too_large),
         error.Timeout => neg(.lock_timeout),
@@ -130,6 +139,7 @@ export fn shmc_remove(h: ?*anyopaque, key: ?[*]const u8, key_len: u32) i32 {
 }
 
 export fn shmc_clear(h: ?*anyopaque) i32 {
+    if (forked(handle(h))) return neg(.forked);
     store.clear(handle(h)) catch |e| return switch (e) {
         error.Timeout => neg(.lock_timeout),
         error.Forked => neg(.forked),
@@ -167,6 +177,7 @@ export fn shmc_stats(h: ?*anyopaque, out: [*]f64) void {
 
 /// Takes the writer lock for this handle (bounded by its timeout).
 export fn shmc_lock(h: ?*anyopaque) i32 {
+    if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
     if (hd.lock_held) return neg(.lock_held);
     store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| {
@@ -183,6 +194,7 @@ export fn shmc_lock(h: ?*anyopaque) i32 {
 }
 
 export fn shmc_unlock(h: ?*anyopaque) i32 {
+    if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
     if (!hd.lock_held) return neg(.not_locked);
     lock.release(hd);
@@ -193,6 +205,7 @@ export fn shmc_unlock(h: ?*anyopaque) i32 {
 /// returns 1 if it did, 0 if there was nothing to recover (free or a live
 /// owner), or -status.
 export fn shmc_recover(h: ?*anyopaque) i32 {
+    if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
     if (hd.lock_held) return neg(.lock_held);
     const word = @atomicLoad(u64, &hd.header().lock_word, .monotonic);
@@ -218,6 +231,7 @@ export fn shmc_read_begin(h: ?*anyopaque) f64 {
 }
 
 export fn shmc_read_validate(h: ?*anyopaque, s: f64) i32 {
+    if (forked(handle(h))) return 0;
     // Only exact integers below 2^53 come from shmc_read_begin.
     if (!(s >= 0 and s <= 9007199254740992.0) or @floor(s) != s) return 0;
     return @intFromBool(seqlock.validate(handle(h).header(), @intFromFloat(s)));
@@ -227,6 +241,7 @@ export fn shmc_read_validate(h: ?*anyopaque, s: f64) i32 {
 /// the structure. Writes one problem per line into out and returns the
 /// number of problems found (before any repair), or -status.
 export fn shmc_verify(h: ?*anyopaque, repair: u32, out: [*]u8, out_cap: u32, out_len: [*]u32) i32 {
+    if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
     const auto = !hd.lock_held;
     if (auto) {
@@ -245,6 +260,14 @@ export fn shmc_verify(h: ?*anyopaque, repair: u32, out: [*]u8, out_cap: u32, out
     }
     out_len[0] = @intCast(report.len);
     return @intCast(report.problems);
+}
+
+/// The region file's device and inode (identity of the cache in-process).
+export fn shmc_file_id(h: ?*anyopaque, out: [*]f64) i32 {
+    const st = sys.fstat(handle(h).fd) catch return neg(.io);
+    out[0] = @floatFromInt(st.dev);
+    out[1] = @floatFromInt(st.ino);
+    return 0;
 }
 
 /// The liveness slot of this handle (a token other processes can probe).

@@ -164,6 +164,10 @@ fn creation_lock(fd: c.fd_t, timeout_ns: u64, m: *Message) error{Fail}!void {
 /// lock is a per-process record lock and does not exclude our own threads.
 var process_mutex: c.pthread_mutex_t = .{};
 
+fn forget_after_fork() void {
+    process_mutex = .{};
+}
+
 const ext_data = ".shmc";
 
 /// Opens (creating if needed) the cache `name`. On failure `m` says why.
@@ -186,12 +190,18 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     const timeout_ns = options.lock_timeout_ms *| std.time.ns_per_ms;
     _ = c.pthread_mutex_lock(&process_mutex);
     defer _ = c.pthread_mutex_unlock(&process_mutex);
-    const fd = try open_locked(dir_fd, path, name, timeout_ns, m);
+    // A creator may be reserving a large region: opening waits at least
+    // open_wait_ns_min for the creation lock, whatever lockTimeoutMs says.
+    const fd = try open_locked(dir_fd, path, name, true, @max(timeout_ns, open_wait_ns_min), m);
     errdefer liveness.close_fd(fd);
     defer liveness.creation_release(fd);
     const memory = try map_region(fd, geo, path, name, m);
     errdefer sys.munmap(memory);
-    const slot = liveness.claim(fd) catch |e| return switch (e) {
+    // Avoid the slot the lock word names: if its owner is dead, a new
+    // handle there would make it look alive to everyone else.
+    const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
+    const owner = lock.word_slot(@atomicLoad(u64, &header.lock_word, .monotonic));
+    const slot = liveness.claim(fd, owner) catch |e| return switch (e) {
         error.TooMany => m.fail(.too_many_handles, "all {d} handle slots of cache {s} are in use", .{ liveness.slots_max, name }),
         error.Io => m.fail(.io, "cannot lock a liveness slot: errno {s}", .{@tagName(sys.errno_now())}),
     };
@@ -208,8 +218,17 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
         .lock_timeout_ns = timeout_ns,
         .hooks = hooks_enabled(),
     };
-    threads.close_fn = close;
+    threads.close_fn = close_now;
+    threads.files_forget = forget_after_fork;
     threads.register(h);
+    // Only if every other slot was taken can we hold the slot of the lock
+    // word's owner: that owner is then provably gone (we hold its byte), and
+    // only we could tell. Recover now (our own-slot shortcut), so nobody
+    // waits on a "live" dead owner.
+    if (owner != 0 and owner == slot) {
+        store.acquire(h, sys.now_ns() +| timeout_ns) catch {};
+        if (h.lock_held) lock.release(h);
+    }
     return h;
 }
 
@@ -221,11 +240,11 @@ fn hooks_enabled() bool {
 /// Opens the region file and takes its creation lock. A file that was
 /// unlinked (by `destroy`) while we waited is not the cache any more: retry
 /// on the new one, a bounded number of times.
-fn open_locked(dir_fd: c.fd_t, path: []const u8, name: []const u8, timeout_ns: u64, m: *Message) error{Fail}!c.fd_t {
+fn open_locked(dir_fd: c.fd_t, path: []const u8, name: []const u8, create_it: bool, timeout_ns: u64, m: *Message) error{Fail}!c.fd_t {
     const attempts_max = 8;
     var attempt: u32 = 0;
     while (attempt < attempts_max) : (attempt += 1) {
-        const fd = try open_file(dir_fd, path, name, ext_data, true, m);
+        const fd = try open_file(dir_fd, path, name, ext_data, create_it, m);
         creation_lock(fd, timeout_ns, m) catch |e| {
             liveness.close_fd(fd);
             return e;
@@ -327,7 +346,21 @@ fn create(fd: c.fd_t, geo: region.Geometry, m: *Message) error{Fail}![]align(sys
 /// Releases a held lock (its holder is between mutations: seq is even unless
 /// a fault hook parked it), then the slot and the mapping. Frees `h`.
 pub fn close(h: *Handle) void {
-    threads.unregister(h);
+    if (h.fork_epoch != sys.fork_epoch) {
+        // A fork child's copy: the lock, the slot and the registry entry are
+        // the parent's. Only drop this process's mapping and descriptor.
+        sys.munmap(h.memory);
+        sys.close(h.fd);
+        std.heap.c_allocator.destroy(h);
+        return;
+    }
+    // False when the opener thread's exit already took it to close it.
+    if (!threads.unregister(h)) return;
+    close_now(h);
+}
+
+/// Closes a handle already out of the registry (threads.zig calls this).
+fn close_now(h: *Handle) void {
     if (h.lock_held) {
         // Only a parked fault hook can leave seq odd here: repair before
         // publishing, never make a half-made state look consistent.
@@ -359,12 +392,11 @@ pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void 
     defer sys.close(dir_fd);
     _ = c.pthread_mutex_lock(&process_mutex);
     defer _ = c.pthread_mutex_unlock(&process_mutex);
-    const fd = open_file(dir_fd, path, name, ext_data, false, m) catch |e| {
+    const fd = open_locked(dir_fd, path, name, false, destroy_timeout_ns, m) catch |e| {
         if (m.status == .miss) return; // no file: nothing to remove
         return e;
     };
     defer liveness.close_fd(fd);
-    try creation_lock(fd, destroy_timeout_ns, m);
     defer liveness.creation_release(fd);
     var buf: [name_bytes_max + 16]u8 = undefined;
     const file = file_name(&buf, name, ext_data);
@@ -373,4 +405,5 @@ pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void 
     };
 }
 
-const destroy_timeout_ns = 2 * std.time.ns_per_s;
+const destroy_timeout_ns = 10 * std.time.ns_per_s;
+const open_wait_ns_min = 10 * std.time.ns_per_s;

@@ -44,6 +44,7 @@ pub const Handle = struct {
     thread_next: ?*Handle = null,
     thread_prev: ?*Handle = null,
     on_thread_list: bool = false,
+    taken_by_exit: bool = false,
     /// sys.fork_epoch when opened: a forked child must not write through it.
     fork_epoch: u32 = 0,
     /// Whether the test fault hook may act (SHM_CACHE_TEST_HOOKS=1 at open).

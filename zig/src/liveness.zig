@@ -71,16 +71,20 @@ pub fn creation_release(fd: c.fd_t) void {
 /// Takes a free slot for a new handle. Scans from a PID-derived start so
 /// concurrent openers rarely contend on the same byte; the scan is bounded
 /// by slots_max attempts.
-pub fn claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
-    if (!sys.is_linux) return darwin_claim(fd);
-    return scan(fd);
+/// `avoid` (the lock owner's slot, or 0) is taken only when no other is free.
+pub fn claim(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!u32 {
+    if (!sys.is_linux) return darwin_claim(fd, avoid);
+    return scan(fd, avoid);
 }
 
-fn scan(fd: c.fd_t) error{ TooMany, Io }!u32 {
+fn scan(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!u32 {
     const start = sys.getpid() % slots_max;
     var attempt: u32 = 0;
-    while (attempt < slots_max) : (attempt += 1) {
-        const slot = 1 + (start + attempt) % slots_max;
+    // Bound: slots_max + 1 attempts, the last one on `avoid` itself.
+    while (attempt <= slots_max) : (attempt += 1) {
+        const slot = if (attempt == slots_max) avoid else 1 + (start + attempt) % slots_max;
+        if (slot == 0) break;
+        if (slot == avoid and attempt < slots_max) continue;
         assert(slot >= 1 and slot <= slots_max);
         var fl = lock_request(c.F.WRLCK, slot);
         if (c.fcntl(fd, cmd_setlk, &fl) == 0) return slot;
@@ -147,6 +151,13 @@ const parked_max = 32;
 var darwin_mutex: c.pthread_mutex_t = .{};
 var darwin_files: [files_max]?DarwinFile = @splat(null);
 
+/// In a fork() child: record locks are not inherited, and the mutex may
+/// have been held by another thread at the fork.
+pub fn forget_after_fork() void {
+    darwin_mutex = .{};
+    darwin_files = @splat(null);
+}
+
 fn darwin_lookup(fd: c.fd_t) ?*DarwinFile {
     const st = sys.fstat(fd) catch return null;
     for (&darwin_files) |*e| {
@@ -162,7 +173,7 @@ fn darwin_find(fd: c.fd_t) ?DarwinFile {
     return file.*;
 }
 
-fn darwin_claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
+fn darwin_claim(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!u32 {
     _ = c.pthread_mutex_lock(&darwin_mutex);
     defer _ = c.pthread_mutex_unlock(&darwin_mutex);
     if (darwin_lookup(fd)) |file| {
@@ -172,7 +183,7 @@ fn darwin_claim(fd: c.fd_t) error{ TooMany, Io }!u32 {
     const st = sys.fstat(fd) catch return error.Io;
     for (&darwin_files) |*e| {
         if (e.* == null) {
-            const slot = try scan(fd);
+            const slot = try scan(fd, avoid);
             e.* = .{ .dev = st.dev, .ino = st.ino, .slot = slot, .refs = 1 };
             return slot;
         }

@@ -373,13 +373,10 @@ fn unexpired(s: *const region.Slot, now_ns: u64) bool {
     return s.expires_ns == 0 or now_ns < s.expires_ns;
 }
 
-fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expires_ns: u64, mode: Mode) (Corrupt || error{Exists})!void {
+fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expires_ns: u64) Corrupt!void {
     const header = h.header();
     if (header.count > h.geo.capacity or header.high_water > h.geo.capacity) return error.Corrupt;
     if (find_key(h, hash, key)) |found| {
-        // `add` stores only where no live entry is (an expired one counts
-        // as absent); decided under the lock, so it is atomic.
-        if (mode == .add and unexpired(h.slot(found.slot), sys.now_ns())) return error.Exists;
         write_slot(h, found.slot, hash, key, value, expires_ns, .overwrite);
     } else {
         const index = try allocate(h);
@@ -408,17 +405,23 @@ pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64, mode:
     const expires_ns = expiry(h, ttl_ms);
     const auto = try locked(h);
     defer if (auto) lock.release(h);
+    // `add` stores only where no live entry is (an expired one counts as
+    // absent). Decided under the lock, so atomic; decided before seq goes
+    // odd, so a refused add costs readers nothing.
+    if (mode == .add) {
+        if (find_key(h, hash, key)) |found| {
+            if (unexpired(h.slot(found.slot), sys.now_ns())) return error.Exists;
+        }
+    }
     const header = h.header();
     seqlock.write_begin(header);
     defer seqlock.write_end(header);
-    insert_locked(h, hash, key, value, expires_ns, mode) catch |e| {
-        if (e == error.Exists) return error.Exists;
+    insert_locked(h, hash, key, value, expires_ns) catch {
         // The file held an inconsistent structure: rebuild it from the
-        // live slots and try once more on a consistent one.
+        // live slots and try once more on a consistent one (a plain set:
+        // whether to add was decided above).
         rebuild(h);
-        insert_locked(h, hash, key, value, expires_ns, mode) catch |again| {
-            return if (again == error.Exists) error.Exists else error.Corrupt;
-        };
+        insert_locked(h, hash, key, value, expires_ns) catch return error.Corrupt;
     };
 }
 
@@ -768,6 +771,19 @@ test "verify reports a broken structure and rebuild repairs it" {
     lock.release(h);
     try testing.expectEqual(@as(u32, 0), t.problems());
     for ([_][]const u8{ "a", "b", "c" }) |k| try testing.expectEqualStrings(k, t.get(k, &out).?);
+}
+
+test "add on a damaged structure stores once and says so" {
+    const t = try TestRegion.init(8, 16, 32);
+    defer t.deinit();
+    const h = &t.handle;
+    var out: [32]u8 = undefined;
+    try insert(h, "a", "a", -1, .set);
+    h.header().fifo_head = 100; // out of range: insert trips over it, rebuilds, retries
+    try insert(h, "claim", "mine", -1, .add);
+    try testing.expectEqualStrings("mine", t.get("claim", &out).?);
+    try testing.expectError(error.Exists, insert(h, "claim", "other", -1, .add));
+    try testing.expectEqual(@as(u32, 0), t.problems());
 }
 
 test "SIEVE keeps visited entries over unvisited ones" {

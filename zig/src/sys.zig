@@ -188,18 +188,10 @@ pub fn pin_library(anchor: *const anyopaque) void {
     _ = c.dlopen(path, .{ .NOW = true, .NOLOAD = true, .NODELETE = is_linux });
 }
 
-/// Incremented in every child right after fork(): a handle opened before
-/// the fork belongs to the parent (its liveness slot, its lock), and the
-/// child must not write through it (lock.zig refuses).
+/// Incremented in every child right after fork() (threads.zig registers
+/// the handler): a handle opened before the fork belongs to the parent (its
+/// liveness slot, its lock), and the child must not use it.
 pub var fork_epoch: u32 = 0;
-
-fn on_fork_child() callconv(.c) void {
-    fork_epoch +%= 1;
-}
-
-pub fn watch_forks() void {
-    _ = c.pthread_atfork(null, null, on_fork_child);
-}
 
 /// A hash of the kernel's boot id (Linux), 0 where unknown. Monotonic
 /// timestamps are only comparable within one boot.

@@ -13,7 +13,11 @@
 //!
 //! The registry is one process-wide list under a mutex, so a handle closed
 //! from another thread than its opener is unlinked before it is freed (no
-//! dangling entry for the destructor to walk). The library pins itself
+//! dangling entry for the destructor to walk). Rule for C callers: close a
+//! handle before its opener thread exits, or let that exit close it; a close
+//! racing with the exit is refused by `unregister`, a close after it is a
+//! use after free. (JavaScript cannot break the rule: a handle never leaves
+//! its isolate.) The library pins itself
 //! (sys.pin_library) so the destructor's code stays mapped after a runtime
 //! dlcloses it.
 
@@ -21,6 +25,7 @@ const std = @import("std");
 const c = std.c;
 const assert = std.debug.assert;
 const sys = @import("sys.zig");
+const liveness = @import("liveness.zig");
 const Handle = @import("handle.zig").Handle;
 
 var mutex: c.pthread_mutex_t = .{};
@@ -41,9 +46,29 @@ fn init() void {
     defer _ = c.pthread_mutex_unlock(&mutex);
     if (ready) return;
     sys.pin_library(@ptrCast(&init));
-    sys.watch_forks();
+    _ = c.pthread_atfork(null, null, after_fork_child);
     key_ok = c.pthread_key_create(&key, on_thread_exit) == .SUCCESS;
     @atomicStore(bool, &ready, true, .release);
+}
+
+/// In a fork() child: every handle belongs to the parent. The child gets a
+/// new epoch (exports.zig refuses the old handles), an empty registry (the
+/// parent's threads do not exist here, and glibc may hand their pthread_t
+/// to new ones), and fresh mutexes (another thread may have held one at the
+/// fork; the state they protected is discarded with it).
+fn after_fork_child() callconv(.c) void {
+    sys.fork_epoch +%= 1;
+    mutex = .{};
+    head = null;
+    liveness.forget_after_fork();
+    files_forget_after_fork();
+}
+
+/// Set by files.zig (which imports this file) to reset its own mutex.
+pub var files_forget: ?*const fn () void = null;
+
+fn files_forget_after_fork() void {
+    if (files_forget) |f| f();
 }
 
 fn on_thread_exit(_: ?*anyopaque) callconv(.c) void {
@@ -63,6 +88,7 @@ fn take_one(thread: c.pthread_t) ?*Handle {
     while (node) |h| : (node = h.thread_next) {
         if (h.thread == thread) {
             unlink_locked(h);
+            h.taken_by_exit = true;
             return h;
         }
     }
@@ -83,9 +109,8 @@ pub fn register(h: *Handle) void {
     init();
     h.thread = c.pthread_self();
     h.fork_epoch = sys.fork_epoch;
-    if (!key_ok) return;
     // Any non-null value makes the destructor run at this thread's exit.
-    _ = c.pthread_setspecific(key, @ptrCast(&head));
+    if (key_ok) _ = c.pthread_setspecific(key, @ptrCast(&head));
     _ = c.pthread_mutex_lock(&mutex);
     defer _ = c.pthread_mutex_unlock(&mutex);
     assert(!h.on_thread_list);
@@ -96,9 +121,12 @@ pub fn register(h: *Handle) void {
     h.on_thread_list = true;
 }
 
-/// Forgets `h` (called by close, from any thread). Idempotent.
-pub fn unregister(h: *Handle) void {
+/// Forgets `h`. False if its opener thread's exit took it first (that
+/// thread closes it: the caller must not).
+pub fn unregister(h: *Handle) bool {
     _ = c.pthread_mutex_lock(&mutex);
     defer _ = c.pthread_mutex_unlock(&mutex);
+    if (h.taken_by_exit) return false;
     if (h.on_thread_list) unlink_locked(h);
+    return true;
 }
