@@ -64,6 +64,20 @@ test "the shared library round-trips through its C ABI" {
     try std.testing.expectEqual(@as(i32, 0), insert(h, "key-199", 7, "x", 1, -1, 1));
     try std.testing.expectEqual(@as(i32, 0), remove(h, "key-199", 7));
     try std.testing.expectEqual(@as(i32, -1), remove(h, "key-199", 7));
+    // A child of fork() must not use its parent's handle: every entry point
+    // refuses it (status 14, forked), and its close touches only its copy.
+    const pid = c.fork();
+    if (pid == 0) {
+        var ok = insert(h, "child", 5, "x", 1, -1, 0) == -14;
+        ok = ok and lookup(h, "k1", 2, &out, out.len) == -14;
+        close(h);
+        c._exit(if (ok) 0 else 1);
+    }
+    var wstatus: c_int = 0;
+    _ = c.waitpid(pid, &wstatus, 0);
+    try std.testing.expectEqual(@as(c_int, 0), wstatus);
+    try std.testing.expectEqual(@as(i32, 0), insert(h, "parent", 6, "y", 1, -1, 0));
+
     var report: [512]u8 = undefined;
     var report_len: [1]u32 = .{0};
     const problems = verify(h, 0, &report, report.len, &report_len);
