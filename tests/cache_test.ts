@@ -202,6 +202,15 @@ test("set while this process holds the lock throws instead of deadlocking", with
     } finally {
       spelled.close();
     }
+    // A different cache is not affected by this one's lock.
+    const unrelated = SharedCache.open(`${name}-other`, { capacity: 8, maxKeyBytes: 16, maxValueBytes: 16, dir });
+    try {
+      unrelated.set("free", 1);
+      assert.equal(unrelated.get("free"), 1);
+      unrelated.lock().release();
+    } finally {
+      unrelated.close();
+    }
     // Reads need no lock.
     tx.set("a", 1);
     assert.equal(cache.get("a"), 1);

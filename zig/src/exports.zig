@@ -223,8 +223,10 @@ export fn shmc_recover(h: ?*anyopaque) i32 {
 }
 
 /// Seqlock primitives for callers composing their own reads: returns the
-/// even sequence to validate against, or -1 while a writer is active.
+/// even sequence to validate against, -1 while a writer is active, or -2
+/// for a handle inherited across fork() (never usable: reopen).
 export fn shmc_read_begin(h: ?*anyopaque) f64 {
+    if (forked(handle(h))) return -2;
     const s = seqlock.load_acquire(handle(h).header());
     if (s & 1 == 1) return -1;
     return @floatFromInt(s);

@@ -160,9 +160,19 @@ fn creation_lock(fd: c.fd_t, timeout_ns: u64, m: *Message) error{Fail}!void {
     }
 }
 
-/// Serializes open and destroy within the process: on macOS the creation
-/// lock is a per-process record lock and does not exclude our own threads.
+/// Serializes open and destroy within the process on macOS, where the
+/// creation lock is a per-process record lock and does not exclude our own
+/// threads. On Linux each open() has its own OFD, which excludes threads
+/// too, so no mutex (a stuck open must not hold up unrelated caches).
 var process_mutex: c.pthread_mutex_t = .{};
+
+fn process_lock() void {
+    if (!sys.is_linux) _ = c.pthread_mutex_lock(&process_mutex);
+}
+
+fn process_unlock() void {
+    if (!sys.is_linux) _ = c.pthread_mutex_unlock(&process_mutex);
+}
 
 fn forget_after_fork() void {
     process_mutex = .{};
@@ -188,8 +198,9 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     const dir_fd = try open_dir(path, true, m);
     defer sys.close(dir_fd);
     const timeout_ns = options.lock_timeout_ms *| std.time.ns_per_ms;
-    _ = c.pthread_mutex_lock(&process_mutex);
-    defer _ = c.pthread_mutex_unlock(&process_mutex);
+    threads.init(); // the fork handler exists before any lock is taken
+    process_lock();
+    defer process_unlock();
     // A creator may be reserving a large region: opening waits at least
     // open_wait_ns_min for the creation lock, whatever lockTimeoutMs says.
     const fd = try open_locked(dir_fd, path, name, true, @max(timeout_ns, open_wait_ns_min), m);
@@ -201,10 +212,11 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     // handle there would make it look alive to everyone else.
     const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
     const owner = lock.word_slot(@atomicLoad(u64, &header.lock_word, .monotonic));
-    const slot = liveness.claim(fd, owner) catch |e| return switch (e) {
+    const claimed = liveness.claim(fd, owner) catch |e| return switch (e) {
         error.TooMany => m.fail(.too_many_handles, "all {d} handle slots of cache {s} are in use", .{ liveness.slots_max, name }),
         error.Io => m.fail(.io, "cannot lock a liveness slot: errno {s}", .{@tagName(sys.errno_now())}),
     };
+    const slot = claimed.slot;
     const h = std.heap.c_allocator.create(Handle) catch {
         liveness.release(fd, slot);
         return m.fail(.out_of_memory, "out of memory", .{});
@@ -221,12 +233,13 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     threads.close_fn = close_now;
     threads.files_forget = forget_after_fork;
     threads.register(h);
-    // Only if every other slot was taken can we hold the slot of the lock
-    // word's owner: that owner is then provably gone (we hold its byte), and
-    // only we could tell. Recover now (our own-slot shortcut), so nobody
-    // waits on a "live" dead owner.
-    if (owner != 0 and owner == slot) {
-        store.acquire(h, sys.now_ns() +| timeout_ns) catch {};
+    // If the lock word names the slot we just locked afresh (every other
+    // slot was taken, or the owner changed since we read it), its owner is
+    // provably gone (we hold its byte) and only we could tell: recover now
+    // through the own-slot shortcut, one attempt, no waiting.
+    const now_owner = lock.word_slot(@atomicLoad(u64, &header.lock_word, .monotonic));
+    if (claimed.fresh and now_owner == slot) {
+        store.acquire(h, 0) catch {};
         if (h.lock_held) lock.release(h);
     }
     return h;
@@ -276,7 +289,7 @@ fn map_region(fd: c.fd_t, geo: region.Geometry, dir: []const u8, name: []const u
                 return e;
             };
             const boot = sys.boot_id();
-            if (header.boot_id != boot and !liveness.any_held(fd)) {
+            if (boot != 0 and header.boot_id != boot and !liveness.any_held(fd)) {
                 // Written during an earlier boot (a persistent directory):
                 // its expiry times mean nothing now. Start empty.
                 store.reset_region(memory, geo);
@@ -390,8 +403,9 @@ pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void 
         return e;
     };
     defer sys.close(dir_fd);
-    _ = c.pthread_mutex_lock(&process_mutex);
-    defer _ = c.pthread_mutex_unlock(&process_mutex);
+    threads.init();
+    process_lock();
+    defer process_unlock();
     const fd = open_locked(dir_fd, path, name, false, destroy_timeout_ns, m) catch |e| {
         if (m.status == .miss) return; // no file: nothing to remove
         return e;

@@ -71,10 +71,17 @@ pub fn creation_release(fd: c.fd_t) void {
 /// Takes a free slot for a new handle. Scans from a PID-derived start so
 /// concurrent openers rarely contend on the same byte; the scan is bounded
 /// by slots_max attempts.
+pub const Claimed = struct {
+    slot: u32,
+    /// False when the slot was already this process's (macOS sharing): its
+    /// byte proves nothing about the lock word's owner then.
+    fresh: bool,
+};
+
 /// `avoid` (the lock owner's slot, or 0) is taken only when no other is free.
-pub fn claim(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!u32 {
+pub fn claim(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!Claimed {
     if (!sys.is_linux) return darwin_claim(fd, avoid);
-    return scan(fd, avoid);
+    return .{ .slot = try scan(fd, avoid), .fresh = true };
 }
 
 fn scan(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!u32 {
@@ -116,8 +123,8 @@ pub fn release(fd: c.fd_t, slot: u32) void {
 /// all of the process's locks on it, so while a handle of this process still
 /// uses the file the descriptor is parked and closed with the last handle.
 pub fn close_fd(fd: c.fd_t) void {
-    if (!sys.is_linux and darwin_park(fd)) return;
-    sys.close(fd);
+    if (sys.is_linux) return sys.close(fd);
+    darwin_park_or_close(fd);
 }
 
 /// True while some open handle holds `slot`. Errors answer "alive": the
@@ -173,19 +180,19 @@ fn darwin_find(fd: c.fd_t) ?DarwinFile {
     return file.*;
 }
 
-fn darwin_claim(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!u32 {
+fn darwin_claim(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!Claimed {
     _ = c.pthread_mutex_lock(&darwin_mutex);
     defer _ = c.pthread_mutex_unlock(&darwin_mutex);
     if (darwin_lookup(fd)) |file| {
         file.refs += 1;
-        return file.slot;
+        return .{ .slot = file.slot, .fresh = false };
     }
     const st = sys.fstat(fd) catch return error.Io;
     for (&darwin_files) |*e| {
         if (e.* == null) {
             const slot = try scan(fd, avoid);
             e.* = .{ .dev = st.dev, .ino = st.ino, .slot = slot, .refs = 1 };
-            return slot;
+            return .{ .slot = slot, .fresh = true };
         }
     }
     return error.TooMany;
@@ -209,16 +216,17 @@ fn darwin_release(fd: c.fd_t) void {
     }
 }
 
-/// Keeps `fd` open while handles of its file remain; true if parked.
-fn darwin_park(fd: c.fd_t) bool {
+/// Keeps `fd` open while handles of its file remain, else closes it; one
+/// step under the mutex, so no claim of the same file slips in between the
+/// decision and the close (which would drop that claim's record lock).
+fn darwin_park_or_close(fd: c.fd_t) void {
     _ = c.pthread_mutex_lock(&darwin_mutex);
     defer _ = c.pthread_mutex_unlock(&darwin_mutex);
-    const file = darwin_lookup(fd) orelse return false;
+    const file = darwin_lookup(fd) orelse return sys.close(fd);
     // Beyond the bound the descriptor is leaked rather than closed: a leak
     // costs a descriptor, a close would drop the process's slot.
     if (file.parked_len < parked_max) {
         file.parked[file.parked_len] = fd;
         file.parked_len += 1;
     }
-    return true;
 }

@@ -418,9 +418,16 @@ pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64, mode:
     defer seqlock.write_end(header);
     insert_locked(h, hash, key, value, expires_ns) catch {
         // The file held an inconsistent structure: rebuild it from the
-        // live slots and try once more on a consistent one (a plain set:
-        // whether to add was decided above).
+        // live slots and try once more on a consistent one. An add decides
+        // again: the damaged table may have hidden a live entry.
         rebuild(h);
+        if (mode == .add) {
+            if (find_key(h, hash, key)) |found| {
+                const s = h.slot(found.slot);
+                const ours = s.value_len == value.len and std.mem.eql(u8, h.slot_value(found.slot)[0..value.len], value);
+                if (unexpired(s, sys.now_ns()) and !ours) return error.Exists;
+            }
+        }
         insert_locked(h, hash, key, value, expires_ns) catch return error.Corrupt;
     };
 }

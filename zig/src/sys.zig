@@ -89,9 +89,16 @@ pub fn fstat(fd: c.fd_t) Error!Stat {
         // glibc's fstat symbol varies by version; statx on the descriptor
         // (AT_EMPTY_PATH = 0x1000) is the stable interface.
         var st: std.os.linux.Statx = undefined;
-        const mask: std.os.linux.STATX = .{ .TYPE = true, .MODE = true, .NLINK = true, .UID = true, .SIZE = true };
+        const mask: std.os.linux.STATX = .{ .TYPE = true, .MODE = true, .NLINK = true, .UID = true, .INO = true, .SIZE = true };
         if (c.statx(fd, "", 0x1000, mask, &st) != 0) return fail();
-        return .{ .mode = st.mode, .uid = st.uid, .size = st.size, .nlink = st.nlink };
+        return .{
+            .mode = st.mode,
+            .uid = st.uid,
+            .size = st.size,
+            .nlink = st.nlink,
+            .dev = (@as(u64, st.dev_major) << 32) | st.dev_minor,
+            .ino = st.ino,
+        };
     }
     var st: c.Stat = undefined;
     if (c.fstat(fd, &st) != 0) return fail();
@@ -193,7 +200,8 @@ pub fn pin_library(anchor: *const anyopaque) void {
 /// liveness slot, its lock), and the child must not use it.
 pub var fork_epoch: u32 = 0;
 
-/// A hash of the kernel's boot id (Linux), 0 where unknown. Monotonic
+/// A hash of the kernel's boot id (Linux), 0 where unknown (callers then
+/// neither stamp nor compare). Monotonic
 /// timestamps are only comparable within one boot.
 pub fn boot_id() u64 {
     if (!is_linux) return 0;

@@ -38,7 +38,7 @@ var ready: bool = false;
 pub var close_fn: ?*const fn (*Handle) void = null;
 
 /// Once per process: pin the library, watch forks, create the key.
-fn init() void {
+pub fn init() void {
     // Acquire: pairs with the Release store below, so a thread that sees
     // `ready` also sees key and key_ok.
     if (@atomicLoad(bool, &ready, .acquire)) return;
