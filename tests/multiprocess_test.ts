@@ -148,3 +148,15 @@ test("a reader spinning on a dead writer's odd sequence recovers", async () => {
     await scope.cleanup();
   }
 });
+
+test("a missing native library is a LibraryNotFound error that says how to build it", async () => {
+  const scope = new Scope();
+  try {
+    const child = scope.spawn("bun", ["read", scope.dir, "nolib", "x", "1"], { SHM_CACHE_LIB: "/nonexistent/libshm_cache.so" });
+    const exit = await child.wait();
+    assert.notEqual(exit.code, 0);
+    assert.match(child.stderr, /LibraryNotFound|SHM_CACHE_LIB points to \/nonexistent\/libshm_cache.so, which does not exist/);
+  } finally {
+    await scope.cleanup();
+  }
+});
