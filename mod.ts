@@ -13,15 +13,21 @@
  * @module
  */
 
-export { type CacheStats, SharedCache, type SetOptions, type SharedCacheOptions, type VerifyResult } from "./lib/cache.ts";
+export {
+  type CacheStats,
+  type SetOptions,
+  SharedCache,
+  type SharedCacheOptions,
+  type VerifyResult,
+} from "./lib/cache.ts";
 export { CacheLock } from "./lib/guard.ts";
 export { CacheError, type CacheErrorCode } from "./lib/errors.ts";
 export type { CacheValue } from "./lib/codec.ts";
 export {
   memoize,
-  type Memoized,
   type MemoizeCache,
   type MemoizeControls,
+  type Memoized,
   memoized,
   memoizeKey,
   type MemoizeOptions,

@@ -35,17 +35,29 @@ function buildBaseline(): string {
   mkdirSync(dir, { recursive: true });
   const archive = execFileSync("git", ["-C", root, "archive", BASELINE, "zig"]);
   execFileSync("tar", ["-x", "-C", dir], { input: archive });
-  execFileSync(zig, ["build", "-Doptimize=ReleaseFast"], { cwd: join(dir, "zig"), stdio: "inherit" });
+  execFileSync(zig, ["build", "-Doptimize=ReleaseFast"], {
+    cwd: join(dir, "zig"),
+    stdio: "inherit",
+  });
   return lib;
 }
 
 const common = {
-  shmc_open: { parameters: ["buffer", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer"], result: "pointer" },
+  shmc_open: {
+    parameters: ["buffer", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer"],
+    result: "pointer",
+  },
   shmc_close: { parameters: ["pointer"], result: "void" },
   shmc_lookup: { parameters: ["pointer", "buffer", "u32", "buffer", "u32"], result: "i32" },
 } as const;
-const insertV1 = { parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64"], result: "i32" } as const;
-const insertV2 = { parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"], result: "i32" } as const;
+const insertV1 = {
+  parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64"],
+  result: "i32",
+} as const;
+const insertV2 = {
+  parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"],
+  result: "i32",
+} as const;
 
 // deno-lint-ignore no-explicit-any
 type Lib = Record<string, (...args: any[]) => any>;
@@ -66,7 +78,9 @@ function load(path: string, v2: boolean): Lib {
 }
 
 const enc = new TextEncoder();
-const dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "shm-cache-hitbench-"));
+const dir = mkdtempSync(
+  join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "shm-cache-hitbench-"),
+);
 const KEYS = 1000;
 const keys = Array.from({ length: KEYS }, (_, i) => enc.encode(`suser:${i}`));
 const value = enc.encode("\x06" + "0123456789abcdef".repeat(4));
@@ -80,7 +94,9 @@ function openOn(lib: Lib, name: string, v2: boolean): unknown {
   const h = lib.shmc_open(d, d.length, n, n.length, config, err, 256, status);
   if (h === null || h === 0) throw new Error(new TextDecoder().decode(err.subarray(0, status[1])));
   for (const k of keys) {
-    const rc = v2 ? lib.shmc_insert(h, k, k.length, value, value.length, -1, 0) : lib.shmc_insert(h, k, k.length, value, value.length, -1);
+    const rc = v2
+      ? lib.shmc_insert(h, k, k.length, value, value.length, -1, 0)
+      : lib.shmc_insert(h, k, k.length, value, value.length, -1);
     if (rc !== 0) throw new Error(`insert failed: ${rc}`);
   }
   return h;
@@ -112,7 +128,9 @@ const avg = (name: string) =>
 const before = avg(`hit, foundation ${BASELINE}`);
 const after = avg("hit, HEAD");
 console.log(
-  `\n${g.Bun ? `bun ${g.Bun.version}` : `deno ${g.Deno.version.deno}`}: raw FFI hit ${before.toFixed(1)} ns before, ` +
+  `\n${g.Bun ? `bun ${g.Bun.version}` : `deno ${g.Deno.version.deno}`}: raw FFI hit ${
+    before.toFixed(1)
+  } ns before, ` +
     `${after.toFixed(1)} ns after: HEAD/foundation = ${(after / before).toFixed(3)}`,
 );
 baseline.shmc_close(hb);

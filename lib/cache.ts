@@ -95,10 +95,14 @@ function checkInt(name: string, value: unknown, min: number, max: number): numbe
 }
 
 function checkName(name: unknown): string {
-  if (typeof name !== "string") throw new TypeError(`cache name must be a string, got ${typeof name}`);
+  if (typeof name !== "string") {
+    throw new TypeError(`cache name must be a string, got ${typeof name}`);
+  }
   if (!NAME_RE.test(name) || name.includes("..")) {
     throw new RangeError(
-      `cache name must be 1-128 letters, digits, '-', '_' or '.', not starting with '.' and without '..', got ${JSON.stringify(name)}`,
+      `cache name must be 1-128 letters, digits, '-', '_' or '.', not starting with '.' and without '..', got ${
+        JSON.stringify(name)
+      }`,
     );
   }
   return name;
@@ -117,13 +121,17 @@ function entryTtl(ttlMs: number | undefined): number {
   if (ttlMs === undefined) return -1;
   if (ttlMs === Infinity) return 0;
   if (typeof ttlMs !== "number" || !(ttlMs > 0) || !Number.isFinite(ttlMs)) {
-    throw new RangeError(`ttlMs must be a positive number of milliseconds or Infinity, got ${String(ttlMs)}`);
+    throw new RangeError(
+      `ttlMs must be a positive number of milliseconds or Infinity, got ${String(ttlMs)}`,
+    );
   }
   return ttlMs;
 }
 
 function describeKey(key: string | Uint8Array): string {
-  if (typeof key === "string") return key.length > 40 ? `${JSON.stringify(key.slice(0, 40))}...` : JSON.stringify(key);
+  if (typeof key === "string") {
+    return key.length > 40 ? `${JSON.stringify(key.slice(0, 40))}...` : JSON.stringify(key);
+  }
   return `Uint8Array(${key.byteLength})`;
 }
 
@@ -174,7 +182,13 @@ export class SharedCache implements Disposable {
   readonly #unregister = {};
   readonly #finalized: Finalized;
 
-  private constructor(native: Native, handle: NativeHandle, name: string, identity: string, options: SharedCacheOptions) {
+  private constructor(
+    native: Native,
+    handle: NativeHandle,
+    name: string,
+    identity: string,
+    options: SharedCacheOptions,
+  ) {
     this.#native = native;
     this.#handle = handle;
     this.#name = name;
@@ -213,10 +227,25 @@ export class SharedCache implements Disposable {
     const dirBytes = textEncoder.encode(dir);
     const nameBytes = textEncoder.encode(name);
     // The native limits include the tag byte that codec.ts prepends.
-    const config = new Float64Array([capacity, maxKeyBytes + 1, maxValueBytes + 1, ttlMs, lockTimeoutMs]);
+    const config = new Float64Array([
+      capacity,
+      maxKeyBytes + 1,
+      maxValueBytes + 1,
+      ttlMs,
+      lockTimeoutMs,
+    ]);
     const err = new Uint8Array(ERR_CAP);
     const status = new Int32Array(2);
-    const handle = native.shmc_open(dirBytes, dirBytes.length, nameBytes, nameBytes.length, config, err, ERR_CAP, status);
+    const handle = native.shmc_open(
+      dirBytes,
+      dirBytes.length,
+      nameBytes,
+      nameBytes.length,
+      config,
+      err,
+      ERR_CAP,
+      status,
+    );
     if (handle === null || handle === 0) {
       throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
     }
@@ -224,7 +253,9 @@ export class SharedCache implements Disposable {
       // The file's device and inode identify the cache in this isolate
       // whatever spelling of the directory was used.
       const id = new Float64Array(2);
-      if (native.shmc_file_id(handle, id) !== 0) throw new CacheError("Io", `cache ${JSON.stringify(name)}: cannot stat its file`);
+      if (native.shmc_file_id(handle, id) !== 0) {
+        throw new CacheError("Io", `cache ${JSON.stringify(name)}: cannot stat its file`);
+      }
       const normalized = { ...options, capacity, maxKeyBytes, maxValueBytes, lockTimeoutMs };
       return new SharedCache(native, handle, name, `${id[0]}:${id[1]}`, normalized);
     } catch (e) {
@@ -245,7 +276,15 @@ export class SharedCache implements Disposable {
     const nameBytes = textEncoder.encode(name);
     const err = new Uint8Array(ERR_CAP);
     const status = new Int32Array(2);
-    const rc = native.shmc_destroy(dirBytes, dirBytes.length, nameBytes, nameBytes.length, err, ERR_CAP, status);
+    const rc = native.shmc_destroy(
+      dirBytes,
+      dirBytes.length,
+      nameBytes,
+      nameBytes.length,
+      err,
+      ERR_CAP,
+      status,
+    );
     if (rc !== 0) throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
   }
 
@@ -256,7 +295,9 @@ export class SharedCache implements Disposable {
 
   #open(): NativeHandle {
     const handle = this.#handle;
-    if (handle === null) throw new CacheError("Closed", `cache ${JSON.stringify(this.#name)} is closed`);
+    if (handle === null) {
+      throw new CacheError("Closed", `cache ${JSON.stringify(this.#name)} is closed`);
+    }
     return handle;
   }
 
@@ -264,13 +305,18 @@ export class SharedCache implements Disposable {
     const n = encodeKey(key, this.#key, this.#maxKeyBytes);
     if (n < 0) {
       const size = typeof key === "string" ? textEncoder.encode(key).byteLength : key.byteLength;
-      throw new RangeError(`key ${describeKey(key)} is ${size} bytes, more than maxKeyBytes ${this.#maxKeyBytes}`);
+      throw new RangeError(
+        `key ${describeKey(key)} is ${size} bytes, more than maxKeyBytes ${this.#maxKeyBytes}`,
+      );
     }
     return n;
   }
 
   #fail(rc: number, what: string): never {
-    throw errorForStatus(-rc, `cache ${JSON.stringify(this.#name)}: ${what} failed with status ${-rc}`);
+    throw errorForStatus(
+      -rc,
+      `cache ${JSON.stringify(this.#name)}: ${what} failed with status ${-rc}`,
+    );
   }
 
   /** The value stored under `key`, or `undefined` on a miss (use {@linkcode has} to tell a stored `undefined` apart). */
@@ -297,7 +343,9 @@ export class SharedCache implements Disposable {
     if (this.#lockState.held) {
       throw new CacheError(
         "LockHeld",
-        `cache ${JSON.stringify(this.#name)}: ${op} while this process holds cache.lock(); use the lock guard (tx.${op}) or release it first`,
+        `cache ${
+          JSON.stringify(this.#name)
+        }: ${op} while this process holds cache.lock(); use the lock guard (tx.${op}) or release it first`,
       );
     }
   }
@@ -320,7 +368,9 @@ export class SharedCache implements Disposable {
     const len = this.#codec.encode(value);
     if (len < 0) {
       throw new RangeError(
-        `value for key ${describeKey(key)} is ${encodedSize(value)} bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
+        `value for key ${describeKey(key)} is ${
+          encodedSize(value)
+        } bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
       );
     }
     const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl, 0);
@@ -345,7 +395,9 @@ export class SharedCache implements Disposable {
     const len = this.#codec.encode(value);
     if (len < 0) {
       throw new RangeError(
-        `value for key ${describeKey(key)} is ${encodedSize(value)} bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
+        `value for key ${describeKey(key)} is ${
+          encodedSize(value)
+        } bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
       );
     }
     const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl, 1);
@@ -424,11 +476,19 @@ export class SharedCache implements Disposable {
   lock(): CacheLock {
     const handle = this.#open();
     if (this.#lockState.held) {
-      throw new CacheError("LockHeld", `cache ${JSON.stringify(this.#name)} is already locked by this process`);
+      throw new CacheError(
+        "LockHeld",
+        `cache ${JSON.stringify(this.#name)} is already locked by this process`,
+      );
     }
     const rc = this.#native.shmc_lock(handle);
     if (rc === -Status.lockTimeout) {
-      throw new CacheError("LockTimeout", `cache ${JSON.stringify(this.#name)}: the writer lock stayed held by a live process beyond the lock timeout`);
+      throw new CacheError(
+        "LockTimeout",
+        `cache ${
+          JSON.stringify(this.#name)
+        }: the writer lock stayed held by a live process beyond the lock timeout`,
+      );
     }
     if (rc !== 0) this.#fail(rc, "lock");
     this.#lockState.held = true;
@@ -463,7 +523,9 @@ export class SharedCache implements Disposable {
     const outLen = new Uint32Array(1);
     const rc = this.#native.shmc_verify(handle, options.repair ? 1 : 0, out, out.length, outLen);
     if (rc < 0) this.#fail(rc, "verify");
-    const problems = textDecoder.decode(out.subarray(0, outLen[0])).split("\n").filter((line) => line.length > 0);
+    const problems = textDecoder.decode(out.subarray(0, outLen[0])).split("\n").filter((line) =>
+      line.length > 0
+    );
     if (problems.length < rc) problems.push(`... ${rc - problems.length} more`);
     const repaired = options.repair === true && rc > 0;
     if (!repaired) return { ok: rc === 0, problems, repaired };

@@ -159,7 +159,9 @@ function jsonText(value: object): string {
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
       const what = (value as { constructor?: { name?: string } }).constructor?.name ?? "object";
-      throw new TypeError(`cannot cache an instance of ${what}: only plain objects, arrays and Uint8Array are stored`);
+      throw new TypeError(
+        `cannot cache an instance of ${what}: only plain objects, arrays and Uint8Array are stored`,
+      );
     }
   }
   const text = JSON.stringify(value);
@@ -173,7 +175,9 @@ export function encodedSize(value: unknown): number {
   if (typeof value === "bigint") return value.toString().length;
   if (value instanceof Uint8Array) return value.byteLength;
   if (typeof value === "number") return 8;
-  if (typeof value === "object" && value !== null) return encoder.encode(jsonText(value)).byteLength;
+  if (typeof value === "object" && value !== null) {
+    return encoder.encode(jsonText(value)).byteLength;
+  }
   return 0;
 }
 
@@ -202,5 +206,7 @@ export function encodeKey(key: string | Uint8Array, buf: Uint8Array, limit: numb
     buf.set(key, 1);
     return key.byteLength + 1;
   }
-  throw new TypeError(`key must be a string or a Uint8Array, got ${key === null ? "null" : typeof key}`);
+  throw new TypeError(
+    `key must be a string or a Uint8Array, got ${key === null ? "null" : typeof key}`,
+  );
 }

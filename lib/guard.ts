@@ -46,7 +46,9 @@ export class CacheLock implements Disposable {
 
   #live(): LockedOps {
     const ops = this.#ops;
-    if (ops === undefined) throw new CacheError("NotLocked", "this lock guard was already released");
+    if (ops === undefined) {
+      throw new CacheError("NotLocked", "this lock guard was already released");
+    }
     return ops;
   }
 

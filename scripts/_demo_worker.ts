@@ -35,7 +35,13 @@ function expensive(n: number): number {
 
 // A long lock timeout: while the victim holds the lock, writers wait for it
 // (bounded) and take it over the moment its owner is dead.
-using cache = SharedCache.open("demo", { capacity: 1000, maxKeyBytes: 32, maxValueBytes: 64, dir, lockTimeoutMs: 10_000 });
+using cache = SharedCache.open("demo", {
+  capacity: 1000,
+  maxKeyBytes: 32,
+  maxValueBytes: 64,
+  dir,
+  lockTimeoutMs: 10_000,
+});
 emit("ready");
 
 let seed = pid;
@@ -74,4 +80,12 @@ for (let r = 0; r < requests; r++) {
   }
 }
 const s = cache.stats();
-emit("done", { requests, computed, hits: s.hits, misses: s.misses, recoveries: s.recoveries, droppedWrites: s.droppedWrites, slowestSetMs: Math.round(slowestSetMs) });
+emit("done", {
+  requests,
+  computed,
+  hits: s.hits,
+  misses: s.misses,
+  recoveries: s.recoveries,
+  droppedWrites: s.droppedWrites,
+  slowestSetMs: Math.round(slowestSetMs),
+});

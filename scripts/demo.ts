@@ -61,7 +61,9 @@ const children = plan.map(([label, runtime, requests, role]) => {
 let killedAt = 0;
 function onEvent(e: Event): void {
   events.push(e);
-  if (e.event === "ready") console.log(`process ${e.label} (${e.runtime}, pid ${e.pid}) opened the cache`);
+  if (e.event === "ready") {
+    console.log(`process ${e.label} (${e.runtime}, pid ${e.pid}) opened the cache`);
+  }
   if (e.event === "locked") {
     console.log(`process ${e.label} (pid ${e.pid}) took the writer lock and holds it...`);
     setTimeout(() => {
@@ -72,7 +74,9 @@ function onEvent(e: Event): void {
   }
   if (e.event === "slow-set") {
     const after = killedAt ? `, ${e.at - killedAt} ms after the kill` : "";
-    console.log(`process ${e.label} (${e.runtime}) waited ${e.ms} ms for the lock, then got it${after}`);
+    console.log(
+      `process ${e.label} (${e.runtime}) waited ${e.ms} ms for the lock, then got it${after}`,
+    );
   }
 }
 
@@ -86,15 +90,23 @@ clearTimeout(deadline);
 console.log("\nprocess  runtime  requests  hits  misses  computed  slowest set");
 for (const e of events.filter((e) => e.event === "done")) {
   console.log(
-    `${e.label.padEnd(8)} ${e.runtime.padEnd(8)} ${String(e.requests).padStart(8)} ${String(e.hits).padStart(5)} ${
-      String(e.misses).padStart(7)
-    } ${String(e.computed).padStart(9)} ${String(e.slowestSetMs).padStart(9)} ms`,
+    `${e.label.padEnd(8)} ${e.runtime.padEnd(8)} ${String(e.requests).padStart(8)} ${
+      String(e.hits).padStart(5)
+    } ${String(e.misses).padStart(7)} ${String(e.computed).padStart(9)} ${
+      String(e.slowestSetMs).padStart(9)
+    } ms`,
   );
 }
 const victim = events.find((e) => e.event === "locked");
 console.log(`process ${victim?.label ?? "V"} was killed: no "done" line`);
 
-using cache = SharedCache.open("demo", { capacity: 1000, maxKeyBytes: 32, maxValueBytes: 64, dir, lockTimeoutMs: 10_000 });
+using cache = SharedCache.open("demo", {
+  capacity: 1000,
+  maxKeyBytes: 32,
+  maxValueBytes: 64,
+  dir,
+  lockTimeoutMs: 10_000,
+});
 const s = cache.stats();
 const check = cache.verify();
 console.log(

@@ -8,7 +8,17 @@
 const BUN_TEST = "bun:test";
 // deno-lint-ignore no-explicit-any
 const denoNs = (globalThis as any).Deno as
-  | { test(def: { name: string; fn: () => unknown; sanitizeResources: boolean; sanitizeOps: boolean; ignore?: boolean }): void }
+  | {
+    test(
+      def: {
+        name: string;
+        fn: () => unknown;
+        sanitizeResources: boolean;
+        sanitizeOps: boolean;
+        ignore?: boolean;
+      },
+    ): void;
+  }
   | undefined;
 const bunTest = denoNs ? undefined : await import(BUN_TEST);
 
@@ -21,9 +31,19 @@ export interface TestOptions {
 }
 
 /** Registers `fn` as a test under whichever runtime runs the file. */
-export function test(name: string, fn: () => unknown | Promise<unknown>, options: TestOptions = {}): void {
+export function test(
+  name: string,
+  fn: () => unknown | Promise<unknown>,
+  options: TestOptions = {},
+): void {
   if (denoNs) {
-    denoNs.test({ name, fn, sanitizeResources: false, sanitizeOps: false, ignore: options.ignore ?? false });
+    denoNs.test({
+      name,
+      fn,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      ignore: options.ignore ?? false,
+    });
   } else if (options.ignore) {
     bunTest.test.skip(name, fn);
   } else {

@@ -15,9 +15,15 @@ export const root = fileURLToPath(new URL("../", import.meta.url));
 export const fixture = join(root, "tests/fixtures/child.ts");
 export type Runtime = "deno" | "bun";
 
-export function runtimeCommand(runtime: Runtime, script: string, args: string[]): [string, string[]] {
+export function runtimeCommand(
+  runtime: Runtime,
+  script: string,
+  args: string[],
+): [string, string[]] {
   const bin = join(root, "node_modules/.bin", runtime);
-  return runtime === "deno" ? [bin, ["run", "-A", "--no-check", script, ...args]] : [bin, [script, ...args]];
+  return runtime === "deno"
+    ? [bin, ["run", "-A", "--no-check", script, ...args]]
+    : [bin, [script, ...args]];
 }
 
 /** A running child with its stdout split into lines. */
@@ -32,7 +38,10 @@ export class Child {
   constructor(runtime: Runtime, args: string[], env: Record<string, string> = {}) {
     const [cmd, argv] = runtimeCommand(runtime, fixture, args);
     // SHM_CACHE_TEST_HOOKS lets children use the native fault hook.
-    this.proc = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SHM_CACHE_TEST_HOOKS: "1", ...env } });
+    this.proc = spawn(cmd, argv, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SHM_CACHE_TEST_HOOKS: "1", ...env },
+    });
     let buf = "";
     this.proc.stdout!.setEncoding("utf8");
     this.proc.stdout!.on("data", (chunk: string) => {
@@ -71,7 +80,11 @@ export class Child {
         throw new Error(`child ${this.pid} exited before printing ${prefix}: ${this.stderr}`);
       }
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`child ${this.pid} did not print ${prefix} within ${timeoutMs} ms; stderr: ${this.stderr}`);
+      if (left <= 0) {
+        throw new Error(
+          `child ${this.pid} did not print ${prefix} within ${timeoutMs} ms; stderr: ${this.stderr}`,
+        );
+      }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.#waiters.push(() => {
@@ -101,12 +114,16 @@ export class Child {
   /** Waits for exit, bounded; SIGKILLs at the deadline. */
   async wait(timeoutMs = 20_000): Promise<{ code: number | null; signal: string | null }> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), timeoutMs));
+    const timeout = new Promise<"timeout">((resolve) =>
+      timer = setTimeout(() => resolve("timeout"), timeoutMs)
+    );
     const r = await Promise.race([this.exited, timeout]);
     clearTimeout(timer);
     if (r === "timeout") {
       this.kill("SIGKILL");
-      throw new Error(`child ${this.pid} did not exit within ${timeoutMs} ms; stderr: ${this.stderr}`);
+      throw new Error(
+        `child ${this.pid} did not exit within ${timeoutMs} ms; stderr: ${this.stderr}`,
+      );
     }
     return r;
   }
@@ -132,7 +149,9 @@ export class Scope {
       c.kill("SIGCONT");
       c.kill("SIGKILL");
     }
-    await Promise.all(this.children.map((c) => Promise.race([c.exited, new Promise((r) => setTimeout(r, 5000))])));
+    await Promise.all(
+      this.children.map((c) => Promise.race([c.exited, new Promise((r) => setTimeout(r, 5000))])),
+    );
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

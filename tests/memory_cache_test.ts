@@ -243,4 +243,3 @@ test("MemoryCache: satisfies @std/cache's MemoizationCache shape", () => {
   };
   assert.deepEqual(useIt(new MemoryCache<number>()), [true, 1, true, false]);
 });
-

@@ -34,8 +34,14 @@ test("a Deno and a Bun process write and read one cache", async () => {
     const dr = scope.spawn("deno", ["read", scope.dir, "mixed", "b", "50"]);
     const readByBun = await br.json<Array<{ i: number; by: string }>>("found");
     const readByDeno = await dr.json<Array<{ i: number; by: string }>>("found");
-    assert.deepEqual(readByBun.map((v) => [v.i, v.by]), Array.from({ length: 50 }, (_, i) => [i, "deno"]));
-    assert.deepEqual(readByDeno.map((v) => [v.i, v.by]), Array.from({ length: 50 }, (_, i) => [i, "bun"]));
+    assert.deepEqual(
+      readByBun.map((v) => [v.i, v.by]),
+      Array.from({ length: 50 }, (_, i) => [i, "deno"]),
+    );
+    assert.deepEqual(
+      readByDeno.map((v) => [v.i, v.by]),
+      Array.from({ length: 50 }, (_, i) => [i, "bun"]),
+    );
     using cache = open(scope, "mixed");
     assert.equal(cache.size, 100);
     assert.ok(cache.verify().ok);
@@ -99,18 +105,34 @@ test("a SIGKILLed lock holder: a waiting writer in another process completes pro
     const holder = scope.spawn("deno", ["hold-lock", scope.dir, "killed"]);
     await holder.line("locked");
     // The writer waits up to 20 s for the lock; the kill must free it long before.
-    const writer = scope.spawn("bun", ["write", scope.dir, "killed", "w", "5", "--lock-timeout=20000"]);
+    const writer = scope.spawn("bun", [
+      "write",
+      scope.dir,
+      "killed",
+      "w",
+      "5",
+      "--lock-timeout=20000",
+    ]);
     await writer.line("ready");
     await sleep(200); // let it start waiting (the test holds either way)
     const killedAt = performance.now();
     holder.kill("SIGKILL");
-    const stats = await writer.json<{ sets: number; recoveries: number; droppedWrites: number }>("done", 15_000);
+    const stats = await writer.json<{ sets: number; recoveries: number; droppedWrites: number }>(
+      "done",
+      15_000,
+    );
     const took = performance.now() - killedAt;
     assert.equal(stats.droppedWrites, 0);
     assert.equal(stats.recoveries, 1);
     assert.ok(took < 10_000, `the writer finished ${took} ms after the kill`);
     using cache = open(scope, "killed");
-    assert.deepEqual([0, 1, 2, 3, 4].map((i) => (cache.get(`w:${i}`) as { i: number }).i), [0, 1, 2, 3, 4]);
+    assert.deepEqual([0, 1, 2, 3, 4].map((i) => (cache.get(`w:${i}`) as { i: number }).i), [
+      0,
+      1,
+      2,
+      3,
+      4,
+    ]);
     assert.equal(cache.get("held-by"), holder.pid, "the dead owner's completed write survives");
     assert.ok(cache.verify().ok);
   } finally {
@@ -152,10 +174,15 @@ test("a reader spinning on a dead writer's odd sequence recovers", async () => {
 test("a missing native library is a LibraryNotFound error that says how to build it", async () => {
   const scope = new Scope();
   try {
-    const child = scope.spawn("bun", ["read", scope.dir, "nolib", "x", "1"], { SHM_CACHE_LIB: "/nonexistent/libshm_cache.so" });
+    const child = scope.spawn("bun", ["read", scope.dir, "nolib", "x", "1"], {
+      SHM_CACHE_LIB: "/nonexistent/libshm_cache.so",
+    });
     const exit = await child.wait();
     assert.notEqual(exit.code, 0);
-    assert.match(child.stderr, /LibraryNotFound|SHM_CACHE_LIB points to \/nonexistent\/libshm_cache.so, which does not exist/);
+    assert.match(
+      child.stderr,
+      /LibraryNotFound|SHM_CACHE_LIB points to \/nonexistent\/libshm_cache.so, which does not exist/,
+    );
   } finally {
     await scope.cleanup();
   }

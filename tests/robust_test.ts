@@ -12,7 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { CacheError, SharedCache } from "../mod.ts";
 import { test } from "./_harness.ts";
-import { type Child, runtimeCommand, fixture, Scope, sleep } from "./_proc.ts";
+import { type Child, fixture, runtimeCommand, Scope, sleep } from "./_proc.ts";
 
 const OPTIONS = { capacity: 1000, maxKeyBytes: 64, maxValueBytes: 256 };
 
@@ -64,7 +64,9 @@ test("a zombie owner: the parent that has not reaped it still gets the lock", as
     // From here on, no event-loop turn: this process cannot reap the child.
     process.kill(holder.pid, "SIGKILL");
     const deadline = Date.now() + 5_000;
-    while (procState(holder.pid) !== "Z") assert.ok(Date.now() < deadline, "the child never became a zombie");
+    while (procState(holder.pid) !== "Z") {
+      assert.ok(Date.now() < deadline, "the child never became a zombie");
+    }
     const t0 = performance.now();
     cache.set("after", 1);
     const ms = performance.now() - t0;
@@ -114,7 +116,11 @@ test("a dead owner whose PID was reused by a live process is recovered", async (
     }
     try {
       assert.equal(cache.stats().lockOwnerPid, deadPid, "the lock word still names the dead PID");
-      assert.equal(procState(deadPid) === "S" || procState(deadPid) === "R", true, "the PID is alive again");
+      assert.equal(
+        procState(deadPid) === "S" || procState(deadPid) === "R",
+        true,
+        "the PID is alive again",
+      );
       const t0 = performance.now();
       cache.set("after", 1);
       const ms = performance.now() - t0;
@@ -132,7 +138,11 @@ test("a dead owner whose PID was reused by a live process is recovered", async (
 test("an owner in another PID namespace: alive it is never robbed, dead it is recovered", async () => {
   const probe = spawnSync("unshare", ["--pid", "--fork", "true"], { stdio: "ignore" });
   if (probe.status !== 0) {
-    console.log(`skipped: unshare --pid is not permitted here (${probe.error?.message ?? `exit ${probe.status}`})`);
+    console.log(
+      `skipped: unshare --pid is not permitted here (${
+        probe.error?.message ?? `exit ${probe.status}`
+      })`,
+    );
     return;
   }
   const scope = new Scope();
@@ -140,7 +150,9 @@ test("an owner in another PID namespace: alive it is never robbed, dead it is re
   try {
     using cache = open(scope, "ns", 100);
     const [bin, argv] = runtimeCommand("bun", fixture, ["hold-lock", scope.dir, "ns"]);
-    wrapper = spawn("unshare", ["--pid", "--fork", "--kill-child", bin, ...argv], { stdio: ["ignore", "pipe", "inherit"] });
+    wrapper = spawn("unshare", ["--pid", "--fork", "--kill-child", bin, ...argv], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let out = "";
     wrapper.stdout!.setEncoding("utf8");
     wrapper.stdout!.on("data", (c: string) => out += c);
@@ -149,12 +161,23 @@ test("an owner in another PID namespace: alive it is never robbed, dead it is re
     assert.equal(cache.stats().lockOwnerPid, 1);
     cache.set("while-alive", 1);
     assert.equal(cache.stats().droppedWrites, 1, "a live owner in another namespace is not robbed");
-    assert.throws(() => cache.lock(), (e: unknown) => e instanceof CacheError && e.code === "LockTimeout");
+    assert.throws(
+      () => cache.lock(),
+      (e: unknown) => e instanceof CacheError && e.code === "LockTimeout",
+    );
     // Kill the owner itself (the unshare wrapper's child) by its PID in our namespace.
-    const inner = Number(readFileSync(`/proc/${wrapper.pid}/task/${wrapper.pid}/children`, "utf8").trim().split(" ")[0]);
+    const inner = Number(
+      readFileSync(`/proc/${wrapper.pid}/task/${wrapper.pid}/children`, "utf8").trim().split(
+        " ",
+      )[0],
+    );
     assert.ok(inner > 1);
     process.kill(inner, "SIGKILL");
-    await until(() => procState(inner) === "gone" || procState(inner) === "Z", 5_000, "namespaced owner died");
+    await until(
+      () => procState(inner) === "gone" || procState(inner) === "Z",
+      5_000,
+      "namespaced owner died",
+    );
     cache.set("after", 2);
     assert.equal(cache.get("after"), 2);
     assert.equal(cache.stats().recoveries, 1);
@@ -171,7 +194,15 @@ test("an owner stopped mid-write: readers and writers return within the bound, S
     cache.set("k", "old");
     cache.set("other", "kept");
     // 0x100 | 2: the writer stops itself (SIGSTOP) inside the overwrite of k, seq odd.
-    const writer = scope.spawn("deno", ["park", scope.dir, "stopped", String(0x100 | 2), "set", "k", "new"]);
+    const writer = scope.spawn("deno", [
+      "park",
+      scope.dir,
+      "stopped",
+      String(0x100 | 2),
+      "set",
+      "k",
+      "new",
+    ]);
     await writer.line("parking");
     await until(() => procState(writer.pid) === "T", 10_000, "writer stopped");
     assert.equal(cache._writerActive(), true);
@@ -199,18 +230,76 @@ test("an owner stopped mid-write: readers and writers return within the bound, S
 
 // Every numbered step of every mutation (zig/src/store.zig `Fault`), with
 // what a reader must see for the interrupted operation's key afterwards.
-const STEPS: Array<{ step: number; what: string; op: string[]; after: (c: SharedCache) => void; full?: boolean }> = [
-  { step: 1, what: "insert, slot marked free", op: ["set", "new", "v"], after: (c) => assert.equal(c.get("new"), undefined) },
-  { step: 2, what: "insert, fields written", op: ["set", "new", "v"], after: (c) => assert.equal(c.get("new"), undefined) },
-  { step: 3, what: "insert, committed, not linked", op: ["set", "new", "v"], after: (c) => assert.equal(c.get("new"), "v") },
-  { step: 4, what: "insert, linked", op: ["set", "new", "v"], after: (c) => assert.equal(c.get("new"), "v") },
-  { step: 5, what: "delete, committed", op: ["delete", "a"], after: (c) => assert.equal(c.get("a"), undefined) },
-  { step: 6, what: "delete, out of the table", op: ["delete", "a"], after: (c) => assert.equal(c.get("a"), undefined) },
-  { step: 7, what: "eviction, victim chosen", op: ["set", "new", "v"], full: true, after: (c) => assert.equal(c.get("new"), undefined) },
-  { step: 8, what: "clear, committed", op: ["clear", "-"], after: (c) => assert.equal(c.get("a"), undefined) },
-  { step: 9, what: "overwrite, slot marked free", op: ["set", "a", "v2"], after: (c) => assert.equal(c.get("a"), undefined) },
-  { step: 3, what: "overwrite, committed", op: ["set", "a", "v2"], after: (c) => assert.equal(c.get("a"), "v2") },
-  { step: 10, what: "lock taken, between mutations", op: ["set", "new", "v"], after: (c) => assert.equal(c.get("new"), undefined) },
+const STEPS: Array<
+  { step: number; what: string; op: string[]; after: (c: SharedCache) => void; full?: boolean }
+> = [
+  {
+    step: 1,
+    what: "insert, slot marked free",
+    op: ["set", "new", "v"],
+    after: (c) => assert.equal(c.get("new"), undefined),
+  },
+  {
+    step: 2,
+    what: "insert, fields written",
+    op: ["set", "new", "v"],
+    after: (c) => assert.equal(c.get("new"), undefined),
+  },
+  {
+    step: 3,
+    what: "insert, committed, not linked",
+    op: ["set", "new", "v"],
+    after: (c) => assert.equal(c.get("new"), "v"),
+  },
+  {
+    step: 4,
+    what: "insert, linked",
+    op: ["set", "new", "v"],
+    after: (c) => assert.equal(c.get("new"), "v"),
+  },
+  {
+    step: 5,
+    what: "delete, committed",
+    op: ["delete", "a"],
+    after: (c) => assert.equal(c.get("a"), undefined),
+  },
+  {
+    step: 6,
+    what: "delete, out of the table",
+    op: ["delete", "a"],
+    after: (c) => assert.equal(c.get("a"), undefined),
+  },
+  {
+    step: 7,
+    what: "eviction, victim chosen",
+    op: ["set", "new", "v"],
+    full: true,
+    after: (c) => assert.equal(c.get("new"), undefined),
+  },
+  {
+    step: 8,
+    what: "clear, committed",
+    op: ["clear", "-"],
+    after: (c) => assert.equal(c.get("a"), undefined),
+  },
+  {
+    step: 9,
+    what: "overwrite, slot marked free",
+    op: ["set", "a", "v2"],
+    after: (c) => assert.equal(c.get("a"), undefined),
+  },
+  {
+    step: 3,
+    what: "overwrite, committed",
+    op: ["set", "a", "v2"],
+    after: (c) => assert.equal(c.get("a"), "v2"),
+  },
+  {
+    step: 10,
+    what: "lock taken, between mutations",
+    op: ["set", "new", "v"],
+    after: (c) => assert.equal(c.get("new"), undefined),
+  },
 ];
 
 test("a writer killed at every step of every mutation is recovered consistently", async () => {
@@ -223,18 +312,32 @@ test("a writer killed at every step of every mutation is recovered consistently"
       try {
         cache.set("a", "va");
         cache.set("b", "vb");
-        if (s.full) for (let k = 0; k < 14; k++) cache.set(`fill${k}`, k);
-        const writer = scope.spawn(i % 2 ? "deno" : "bun", ["park", scope.dir, name, String(s.step), ...s.op, `--capacity=${capacity}`]);
+        if (s.full) { for (let k = 0; k < 14; k++) cache.set(`fill${k}`, k); }
+        const writer = scope.spawn(i % 2 ? "deno" : "bun", [
+          "park",
+          scope.dir,
+          name,
+          String(s.step),
+          ...s.op,
+          `--capacity=${capacity}`,
+        ]);
         await writer.line("parking");
-        if (s.step === 10) await until(() => cache.stats().lockOwnerPid === writer.pid, 10_000, `${s.what}: lock held`);
-        else await until(() => cache._writerActive(), 10_000, `${s.what}: writer mid-mutation`);
+        if (s.step === 10) {
+          await until(
+            () => cache.stats().lockOwnerPid === writer.pid,
+            10_000,
+            `${s.what}: lock held`,
+          );
+        } else await until(() => cache._writerActive(), 10_000, `${s.what}: writer mid-mutation`);
         writer.kill("SIGKILL");
         await writer.wait();
         // The first operation after the kill is a read: readers recover too.
         s.after(cache);
         const report = cache.verify();
         assert.deepEqual(report, { ok: true, problems: [], repaired: false }, s.what);
-        if (s.op[0] !== "clear" && s.op[1] !== "a") assert.equal(cache.get("a"), "va", `${s.what}: a survives`);
+        if (s.op[0] !== "clear" && s.op[1] !== "a") {
+          assert.equal(cache.get("a"), "va", `${s.what}: a survives`);
+        }
         assert.equal(cache.stats().recoveries, 1, s.what);
         assert.ok(cache.size <= capacity);
         cache.set("later", "w");
@@ -248,48 +351,58 @@ test("a writer killed at every step of every mutation is recovered consistently"
   }
 }, { timeoutMs: 120_000 });
 
-test("kill torture: a writer SIGKILLed at random moments never leaves a wedge or a torn value", async () => {
-  const kills = Number(process.env.SHMC_TORTURE_KILLS ?? 200);
-  const scope = new Scope();
-  const recoveryMs: number[] = [];
-  try {
-    // Capacity below the 48 keys in play, so evictions happen too.
-    using cache = open(scope, "torture", 2_000, 40);
-    let seed = 0x5eed;
-    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0);
-    let recoveries = 0;
-    for (let i = 0; i < kills; i++) {
-      const writer: Child = scope.spawn(i % 4 === 3 ? "deno" : "bun", ["torture", scope.dir, "torture", String(rand()), "--capacity=40"]);
-      await writer.line("running");
-      await sleep(rand() % 12);
-      writer.kill("SIGKILL");
-      // Time from the kill to a successful write (it recovers if the
-      // writer died holding the lock).
-      const t0 = performance.now();
-      cache.set("probe", `probe|0||${fnv("probe|0|")}`);
-      const ms = performance.now() - t0;
-      const now = cache.stats().recoveries;
-      if (now > recoveries) recoveryMs.push(ms);
-      recoveries = now;
-      for (let k = 0; k < 48; k++) checkValue(`k${k}`, cache.get(`k${k}`));
-      const report = cache.verify();
-      assert.ok(report.ok, `after kill ${i}: ${report.problems.join("; ")}`);
-      assert.equal(cache.stats().droppedWrites, 0, "no write was dropped: no wedge");
-      scope.children.splice(scope.children.indexOf(writer), 1);
-      await writer.wait();
+test(
+  "kill torture: a writer SIGKILLed at random moments never leaves a wedge or a torn value",
+  async () => {
+    const kills = Number(process.env.SHMC_TORTURE_KILLS ?? 200);
+    const scope = new Scope();
+    const recoveryMs: number[] = [];
+    try {
+      // Capacity below the 48 keys in play, so evictions happen too.
+      using cache = open(scope, "torture", 2_000, 40);
+      let seed = 0x5eed;
+      const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0);
+      let recoveries = 0;
+      for (let i = 0; i < kills; i++) {
+        const writer: Child = scope.spawn(i % 4 === 3 ? "deno" : "bun", [
+          "torture",
+          scope.dir,
+          "torture",
+          String(rand()),
+          "--capacity=40",
+        ]);
+        await writer.line("running");
+        await sleep(rand() % 12);
+        writer.kill("SIGKILL");
+        // Time from the kill to a successful write (it recovers if the
+        // writer died holding the lock).
+        const t0 = performance.now();
+        cache.set("probe", `probe|0||${fnv("probe|0|")}`);
+        const ms = performance.now() - t0;
+        const now = cache.stats().recoveries;
+        if (now > recoveries) recoveryMs.push(ms);
+        recoveries = now;
+        for (let k = 0; k < 48; k++) checkValue(`k${k}`, cache.get(`k${k}`));
+        const report = cache.verify();
+        assert.ok(report.ok, `after kill ${i}: ${report.problems.join("; ")}`);
+        assert.equal(cache.stats().droppedWrites, 0, "no write was dropped: no wedge");
+        scope.children.splice(scope.children.indexOf(writer), 1);
+        await writer.wait();
+      }
+      recoveryMs.sort((a, b) => a - b);
+      const median = recoveryMs[Math.floor(recoveryMs.length / 2)] ?? 0;
+      const worst = recoveryMs[recoveryMs.length - 1] ?? 0;
+      console.log(
+        `kill torture: ${kills} kills, ${recoveryMs.length} lock recoveries, ${cache.stats().rebuilds} rebuilds; ` +
+          `kill-to-recovered-write median ${median.toFixed(2)} ms, worst ${worst.toFixed(2)} ms`,
+      );
+      assert.ok(recoveryMs.length > 0, "some kills landed while the writer held the lock");
+    } finally {
+      await scope.cleanup();
     }
-    recoveryMs.sort((a, b) => a - b);
-    const median = recoveryMs[Math.floor(recoveryMs.length / 2)] ?? 0;
-    const worst = recoveryMs[recoveryMs.length - 1] ?? 0;
-    console.log(
-      `kill torture: ${kills} kills, ${recoveryMs.length} lock recoveries, ${cache.stats().rebuilds} rebuilds; ` +
-        `kill-to-recovered-write median ${median.toFixed(2)} ms, worst ${worst.toFixed(2)} ms`,
-    );
-    assert.ok(recoveryMs.length > 0, "some kills landed while the writer held the lock");
-  } finally {
-    await scope.cleanup();
-  }
-}, { timeoutMs: 300_000 });
+  },
+  { timeoutMs: 300_000 },
+);
 
 test("destroy racing with opens: every open gets a working region, no crash", async () => {
   const scope = new Scope();
@@ -351,18 +464,28 @@ test("random bytes over each part of the file: open, get, set and verify never c
         try {
           cache = open(scope, name, 100);
         } catch (e) {
-          assert.ok(e instanceof CacheError && (e.code === "Corrupt" || e.code === "Mismatch"), `${part}: ${e}`);
+          assert.ok(
+            e instanceof CacheError && (e.code === "Corrupt" || e.code === "Mismatch"),
+            `${part}: ${e}`,
+          );
           continue;
         }
         try {
           for (let k = 0; k < 300; k += 7) {
             const v = cache.get(`k${k}`);
-            assert.ok(v === undefined || typeof v === "string" || v === null || typeof v === "number" || typeof v === "object" || typeof v === "boolean" || typeof v === "bigint", part);
+            assert.ok(
+              v === undefined || typeof v === "string" || v === null || typeof v === "number" ||
+                typeof v === "object" || typeof v === "boolean" || typeof v === "bigint",
+              part,
+            );
           }
           for (let k = 0; k < 50; k++) cache.set(`n${k}`, k);
           cache.verify();
           const repaired = cache.verify({ repair: true });
-          assert.ok(repaired.ok || cache.stats().lockOwnerPid !== 0, `${part}: ${repaired.problems.join("; ")}`);
+          assert.ok(
+            repaired.ok || cache.stats().lockOwnerPid !== 0,
+            `${part}: ${repaired.problems.join("; ")}`,
+          );
           cache.set("final", "ok");
           if (cache.stats().droppedWrites === 0) assert.equal(cache.get("final"), "ok", part);
         } finally {

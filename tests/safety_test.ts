@@ -4,7 +4,21 @@
  */
 
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync, closeSync, truncateSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -43,25 +57,39 @@ test("an unsafe directory is refused: symlink, group/other access, foreign owner
     mkdirSync(real, { mode: 0o700 });
     const link = join(parent, "link");
     symlinkSync(real, link);
-    assert.throws(() => SharedCache.open("x", { ...BASE, dir: link }), (e: unknown) => isCacheError("UnsafeDirectory")(e) && /symbolic link/.test((e as Error).message));
+    assert.throws(
+      () => SharedCache.open("x", { ...BASE, dir: link }),
+      (e: unknown) =>
+        isCacheError("UnsafeDirectory")(e) && /symbolic link/.test((e as Error).message),
+    );
 
     const open = join(parent, "open");
     mkdirSync(open);
     chmodSync(open, 0o755);
-    assert.throws(() => SharedCache.open("x", { ...BASE, dir: open }), (e: unknown) => isCacheError("UnsafeDirectory")(e) && /mode 755/.test((e as Error).message));
+    assert.throws(
+      () => SharedCache.open("x", { ...BASE, dir: open }),
+      (e: unknown) => isCacheError("UnsafeDirectory")(e) && /mode 755/.test((e as Error).message),
+    );
 
     // A data file that is a symlink is refused too (no following into another place).
     const victim = join(parent, "victim");
     writeFileSync(victim, "keep me");
     symlinkSync(victim, join(real, "x.shmc"));
-    assert.throws(() => SharedCache.open("x", { ...BASE, dir: real }), isCacheError("UnsafeDirectory"));
+    assert.throws(
+      () => SharedCache.open("x", { ...BASE, dir: real }),
+      isCacheError("UnsafeDirectory"),
+    );
     assert.equal(readFileSync(victim, "utf8"), "keep me");
 
     if (process.getuid?.() === 0) {
       const foreign = join(parent, "foreign");
       mkdirSync(foreign, { mode: 0o700 });
       chownSync(foreign, 65534, 65534);
-      assert.throws(() => SharedCache.open("x", { ...BASE, dir: foreign }), (e: unknown) => isCacheError("UnsafeDirectory")(e) && /owned by uid 65534/.test((e as Error).message));
+      assert.throws(
+        () => SharedCache.open("x", { ...BASE, dir: foreign }),
+        (e: unknown) =>
+          isCacheError("UnsafeDirectory")(e) && /owned by uid 65534/.test((e as Error).message),
+      );
     } else {
       console.log("skipped the foreign-owner case: needs root to chown a directory");
     }
@@ -88,15 +116,29 @@ test("bad options name the option and the value", () => {
       [{ lockTimeoutMs: 0 }, /lockTimeoutMs .* got 0/],
     ];
     for (const [patch, message] of cases) {
-      assert.throws(() => SharedCache.open("opts", { ...BASE, dir, ...patch } as never), (e: unknown) => e instanceof RangeError && message.test(e.message), JSON.stringify(patch));
+      assert.throws(
+        () => SharedCache.open("opts", { ...BASE, dir, ...patch } as never),
+        (e: unknown) => e instanceof RangeError && message.test(e.message),
+        JSON.stringify(patch),
+      );
     }
     // Overflowing geometry: every field valid, the product too large.
     assert.throws(
-      () => SharedCache.open("opts", { capacity: 1 << 26, maxKeyBytes: 65_535, maxValueBytes: (1 << 27) - 1, dir }),
+      () =>
+        SharedCache.open("opts", {
+          capacity: 1 << 26,
+          maxKeyBytes: 65_535,
+          maxValueBytes: (1 << 27) - 1,
+          dir,
+        }),
       (e: unknown) => e instanceof RangeError && /exceed/.test(e.message),
     );
     for (const name of ["", "../x", "a/b", ".hidden", "a..b", "x".repeat(129), "sp ace"]) {
-      assert.throws(() => SharedCache.open(name, { ...BASE, dir }), (e: unknown) => e instanceof RangeError && /cache name/.test(e.message), name);
+      assert.throws(
+        () => SharedCache.open(name, { ...BASE, dir }),
+        (e: unknown) => e instanceof RangeError && /cache name/.test(e.message),
+        name,
+      );
     }
     assert.throws(() => SharedCache.open("opts", { ...BASE, dir: "" }), TypeError);
     assert.throws(() => SharedCache.open("opts", null as never), TypeError);
@@ -110,16 +152,28 @@ test("oversized keys and values throw RangeError and lose nothing", () => {
   try {
     using cache = SharedCache.open("sizes", { ...BASE, dir });
     cache.set("k", "original");
-    assert.throws(() => cache.set("k".repeat(33), 1), /key "kkkk.*" is 33 bytes, more than maxKeyBytes 32/);
+    assert.throws(
+      () => cache.set("k".repeat(33), 1),
+      /key "kkkk.*" is 33 bytes, more than maxKeyBytes 32/,
+    );
     assert.throws(() => cache.set("é".repeat(17), 1), /is 34 bytes, more than maxKeyBytes 32/);
     assert.throws(() => cache.get(new Uint8Array(33)), /Uint8Array\(33\) is 33 bytes/);
-    assert.throws(() => cache.set("k", "v".repeat(65)), /value for key "k" is 65 bytes encoded, more than maxValueBytes 64/);
-    assert.throws(() => cache.set("k", new Uint8Array(65)), /65 bytes encoded, more than maxValueBytes 64/);
+    assert.throws(
+      () => cache.set("k", "v".repeat(65)),
+      /value for key "k" is 65 bytes encoded, more than maxValueBytes 64/,
+    );
+    assert.throws(
+      () => cache.set("k", new Uint8Array(65)),
+      /65 bytes encoded, more than maxValueBytes 64/,
+    );
     assert.throws(() => cache.set("k", { big: "x".repeat(100) }), RangeError);
     assert.throws(() => cache.set("k", () => 1), TypeError);
     assert.throws(() => cache.set("k", Symbol("s")), TypeError);
     assert.throws(() => cache.set("k", new Map()), /instance of Map/);
-    assert.throws(() => cache.set(42 as never, 1), /key must be a string or a Uint8Array, got number/);
+    assert.throws(
+      () => cache.set(42 as never, 1),
+      /key must be a string or a Uint8Array, got number/,
+    );
     // Exactly at the limits works.
     cache.set("x".repeat(32), "v".repeat(64));
     assert.equal(cache.get("x".repeat(32)), "v".repeat(64));
@@ -135,9 +189,20 @@ test("reopening with other geometry or TTL names the differing field", () => {
   try {
     const cache = SharedCache.open("geo", { ...BASE, dir, ttlMs: 1000 });
     cache.set("a", 1);
-    assert.throws(() => SharedCache.open("geo", { ...BASE, capacity: 17, dir, ttlMs: 1000 }), (e: unknown) => isCacheError("Mismatch")(e) && /capacity 16, but 17 was requested/.test((e as Error).message));
-    assert.throws(() => SharedCache.open("geo", { ...BASE, maxValueBytes: 65, dir, ttlMs: 1000 }), /maxValueBytes 64, but 65/);
-    assert.throws(() => SharedCache.open("geo", { ...BASE, dir }), /ttlMs 1000, but 0 was requested/);
+    assert.throws(
+      () => SharedCache.open("geo", { ...BASE, capacity: 17, dir, ttlMs: 1000 }),
+      (e: unknown) =>
+        isCacheError("Mismatch")(e) &&
+        /capacity 16, but 17 was requested/.test((e as Error).message),
+    );
+    assert.throws(
+      () => SharedCache.open("geo", { ...BASE, maxValueBytes: 65, dir, ttlMs: 1000 }),
+      /maxValueBytes 64, but 65/,
+    );
+    assert.throws(
+      () => SharedCache.open("geo", { ...BASE, dir }),
+      /ttlMs 1000, but 0 was requested/,
+    );
     // Nothing was touched by the refused opens.
     assert.equal(cache.get("a"), 1);
     cache.close();
@@ -152,13 +217,21 @@ test("a truncated or foreign data file is refused with Corrupt; destroy starts o
     SharedCache.open("trunc", { ...BASE, dir }).close();
     const file = join(dir, "trunc.shmc");
     truncateSync(file, statSync(file).size / 2);
-    assert.throws(() => SharedCache.open("trunc", { ...BASE, dir }), (e: unknown) => isCacheError("Corrupt")(e) && /file is \d+ bytes, its header says \d+/.test((e as Error).message));
+    assert.throws(
+      () => SharedCache.open("trunc", { ...BASE, dir }),
+      (e: unknown) =>
+        isCacheError("Corrupt")(e) &&
+        /file is \d+ bytes, its header says \d+/.test((e as Error).message),
+    );
     truncateSync(file, 100);
     assert.throws(() => SharedCache.open("trunc", { ...BASE, dir }), /smaller than a header/);
     // A foreign file of the right name: never overwritten.
     const junk = new Uint8Array(8192).map((_, i) => (i * 7 + 3) & 0xff);
     writeFileSync(file, junk);
-    assert.throws(() => SharedCache.open("trunc", { ...BASE, dir }), (e: unknown) => isCacheError("Corrupt")(e) && /bad magic/.test((e as Error).message));
+    assert.throws(
+      () => SharedCache.open("trunc", { ...BASE, dir }),
+      (e: unknown) => isCacheError("Corrupt")(e) && /bad magic/.test((e as Error).message),
+    );
     assert.deepEqual(new Uint8Array(readFileSync(file)), junk);
     SharedCache.destroy("trunc", { dir });
     using fresh = SharedCache.open("trunc", { ...BASE, dir });
@@ -198,7 +271,9 @@ test("garbage over the table and slots: get and set never crash, verify reports,
     const size = statSync(file).size;
     const fd = openSync(file, "r+");
     let x = 12345;
-    const noise = new Uint8Array(size - 4096).map(() => (x = (x * 1103515245 + 12345) >>> 0) >>> 24);
+    const noise = new Uint8Array(size - 4096).map(() =>
+      (x = (x * 1103515245 + 12345) >>> 0) >>> 24
+    );
     writeSync(fd, noise, 0, noise.length, 4096);
     closeSync(fd);
     for (let i = 0; i < 16; i++) {

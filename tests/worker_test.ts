@@ -13,15 +13,26 @@ import { test } from "./_harness.ts";
 
 test("a Worker terminated inside cache.lock() does not leave the lock held", async () => {
   const dir = mkdtempSync(join(tmpdir(), "shmc-worker-"));
-  const worker = new Worker(new URL("./fixtures/worker_lock.ts", import.meta.url), { type: "module" });
+  const worker = new Worker(new URL("./fixtures/worker_lock.ts", import.meta.url), {
+    type: "module",
+  });
   try {
-    using cache = SharedCache.open("w", { capacity: 64, maxKeyBytes: 64, maxValueBytes: 256, dir, lockTimeoutMs: 50 });
+    using cache = SharedCache.open("w", {
+      capacity: 64,
+      maxKeyBytes: 64,
+      maxValueBytes: 256,
+      dir,
+      lockTimeoutMs: 50,
+    });
     const locked = new Promise((resolve, reject) => {
       worker.onmessage = (e) => resolve(e.data);
       worker.onerror = (e) => reject(e);
     });
     worker.postMessage({ dir, name: "w" });
-    assert.equal(await Promise.race([locked, new Promise((r) => setTimeout(() => r("timeout"), 20_000))]), "locked");
+    assert.equal(
+      await Promise.race([locked, new Promise((r) => setTimeout(() => r("timeout"), 20_000))]),
+      "locked",
+    );
     // The worker holds the lock: a write from this thread is dropped within the bound.
     cache.set("while-held", 1);
     assert.equal(cache.stats().droppedWrites, 1);

@@ -10,7 +10,10 @@ import { type Native, symbols } from "./symbols.ts";
 
 /** The part of `bun:ffi` used here. */
 export interface BunFfi {
-  dlopen(path: string, defs: Record<string, { args: string[]; returns: string }>): { symbols: unknown };
+  dlopen(
+    path: string,
+    defs: Record<string, { args: string[]; returns: string }>,
+  ): { symbols: unknown };
 }
 
 const BUN_TYPES: Record<string, string> = {
@@ -32,7 +35,10 @@ function bunType(t: string): string {
 export function openBun(ffi: BunFfi, path: string): Native {
   const defs: Record<string, { args: string[]; returns: string }> = {};
   for (const [name, def] of Object.entries(symbols)) {
-    defs[name] = { args: (def.parameters as readonly string[]).map(bunType), returns: bunType(def.result) };
+    defs[name] = {
+      args: (def.parameters as readonly string[]).map(bunType),
+      returns: bunType(def.result),
+    };
   }
   return ffi.dlopen(path, defs).symbols as Native;
 }

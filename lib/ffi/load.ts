@@ -16,7 +16,7 @@ import { existsSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { CacheError } from "../errors.ts";
-import { openBun, type BunFfi } from "./bun.ts";
+import { type BunFfi, openBun } from "./bun.ts";
 import { openDeno } from "./deno.ts";
 import { ABI_VERSION, type Native } from "./symbols.ts";
 
@@ -43,18 +43,29 @@ function envPath(): string | undefined {
   }
 }
 
-const HOW_TO_BUILD = "build it with `bash scripts/setup.sh` (installs the pinned Zig from PyPI and runs " +
+const HOW_TO_BUILD =
+  "build it with `bash scripts/setup.sh` (installs the pinned Zig from PyPI and runs " +
   "`zig build -Doptimize=ReleaseFast` in zig/), or set SHM_CACHE_LIB to the library's path";
 
 function build(): void {
   if (!existsSync(zigPath)) {
-    throw new CacheError("LibraryNotFound", `shm-cache: native library not found at ${builtPath}; ${HOW_TO_BUILD}`);
+    throw new CacheError(
+      "LibraryNotFound",
+      `shm-cache: native library not found at ${builtPath}; ${HOW_TO_BUILD}`,
+    );
   }
   process.stderr.write(`shm-cache: native library missing; building it with ${zigPath} ...\n`);
   try {
-    execFileSync(zigPath, ["build", "-Doptimize=ReleaseFast"], { cwd: `${root}zig`, stdio: ["ignore", "inherit", "inherit"] });
+    execFileSync(zigPath, ["build", "-Doptimize=ReleaseFast"], {
+      cwd: `${root}zig`,
+      stdio: ["ignore", "inherit", "inherit"],
+    });
   } catch (cause) {
-    throw new CacheError("LibraryNotFound", `shm-cache: building the native library failed; ${HOW_TO_BUILD}`, { cause });
+    throw new CacheError(
+      "LibraryNotFound",
+      `shm-cache: building the native library failed; ${HOW_TO_BUILD}`,
+      { cause },
+    );
   }
 }
 
@@ -62,7 +73,10 @@ function locate(): string {
   const explicit = envPath();
   if (explicit !== undefined) {
     if (!existsSync(explicit)) {
-      throw new CacheError("LibraryNotFound", `shm-cache: SHM_CACHE_LIB points to ${explicit}, which does not exist`);
+      throw new CacheError(
+        "LibraryNotFound",
+        `shm-cache: SHM_CACHE_LIB points to ${explicit}, which does not exist`,
+      );
     }
     return explicit;
   }

@@ -26,7 +26,10 @@ export const symbols = {
   // i32 shmc_lookup(void* h, const u8* key, u32 key_len, u8* out /* nullable */, u32 out_cap)
   shmc_lookup: { parameters: ["pointer", "buffer", "u32", "buffer", "u32"], result: "i32" },
   // i32 shmc_insert(void* h, const u8* key, u32 key_len, const u8* value, u32 value_len, f64 ttl_ms, u32 mode)
-  shmc_insert: { parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"], result: "i32" },
+  shmc_insert: {
+    parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"],
+    result: "i32",
+  },
   // i32 shmc_remove(void* h, const u8* key, u32 key_len)
   shmc_remove: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
   // i32 shmc_clear(void* h)
@@ -86,8 +89,22 @@ export interface Native {
     errCap: number,
     status: Int32Array,
   ): number;
-  shmc_lookup(h: NativeHandle, key: Uint8Array, keyLen: number, out: Uint8Array | null, outCap: number): number;
-  shmc_insert(h: NativeHandle, key: Uint8Array, keyLen: number, value: Uint8Array, valueLen: number, ttlMs: number, mode: number): number;
+  shmc_lookup(
+    h: NativeHandle,
+    key: Uint8Array,
+    keyLen: number,
+    out: Uint8Array | null,
+    outCap: number,
+  ): number;
+  shmc_insert(
+    h: NativeHandle,
+    key: Uint8Array,
+    keyLen: number,
+    value: Uint8Array,
+    valueLen: number,
+    ttlMs: number,
+    mode: number,
+  ): number;
   shmc_remove(h: NativeHandle, key: Uint8Array, keyLen: number): number;
   shmc_clear(h: NativeHandle): number;
   shmc_size(h: NativeHandle): number;
@@ -97,7 +114,13 @@ export interface Native {
   shmc_recover(h: NativeHandle): number;
   shmc_read_begin(h: NativeHandle): number;
   shmc_read_validate(h: NativeHandle, seq: number): number;
-  shmc_verify(h: NativeHandle, repair: number, out: Uint8Array, outCap: number, outLen: Uint32Array): number;
+  shmc_verify(
+    h: NativeHandle,
+    repair: number,
+    out: Uint8Array,
+    outCap: number,
+    outLen: Uint32Array,
+  ): number;
   shmc_file_id(h: NativeHandle, out: Float64Array): number;
   shmc_handle_slot(h: NativeHandle): number;
   shmc_slot_alive(h: NativeHandle, slot: number): number;

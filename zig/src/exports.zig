@@ -29,7 +29,7 @@ fn handle(h: ?*anyopaque) *Handle {
 }
 
 fn neg(status: Status) i32 {
-    return -@as(i32, @intFromEnum(status));
+    return -@as(i32, @backingInt(status));
 }
 
 /// A handle opened before this process was forked belongs to the parent:
@@ -61,7 +61,7 @@ export fn shmc_open(
         const v = config[i];
         if (!(v >= 0 and v <= 1e15) or @floor(v) != v) {
             m.fail(.invalid_argument, "{s} must be a non-negative integer, got {d}", .{ field, v }) catch {};
-            status_out[0] = @intFromEnum(m.status);
+            status_out[0] = @backingInt(m.status);
             status_out[1] = @intCast(m.len);
             return null;
         }
@@ -69,12 +69,12 @@ export fn shmc_open(
     }
     if (options.lock_timeout_ms > lock_timeout_ms_max) {
         m.fail(.invalid_argument, "lockTimeoutMs must be at most {d}, got {d}", .{ lock_timeout_ms_max, options.lock_timeout_ms }) catch {};
-        status_out[0] = @intFromEnum(m.status);
+        status_out[0] = @backingInt(m.status);
         status_out[1] = @intCast(m.len);
         return null;
     }
     const h = files.open(bytes(dir, dir_len), bytes(name, name_len), options, &m) catch {
-        status_out[0] = @intFromEnum(m.status);
+        status_out[0] = @backingInt(m.status);
         status_out[1] = @intCast(m.len);
         return null;
     };
@@ -91,7 +91,7 @@ export fn shmc_close(h: ?*anyopaque) void {
 export fn shmc_destroy(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name_len: u32, err: [*]u8, err_cap: u32, status_out: [*]i32) i32 {
     var m: files.Message = .{ .buf = err[0..err_cap] };
     files.destroy(bytes(dir, dir_len), bytes(name, name_len), &m) catch {
-        status_out[0] = @intFromEnum(m.status);
+        status_out[0] = @backingInt(m.status);
         status_out[1] = @intCast(m.len);
         return neg(m.status);
     };
@@ -116,7 +116,7 @@ export fn shmc_lookup(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, out: ?[*]
 export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64, mode: u32) i32 {
     if (forked(handle(h))) return neg(.forked);
     if (mode > 1) return neg(.invalid_argument);
-    const m: store.Mode = @enumFromInt(mode);
+    const m: store.Mode = @fromBackingInt(@intCast(mode));
     store.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms, m) catch |e| return switch (e) {
         error.Exists => neg(.miss),
         error.TooLarge => neg(.too_large),
@@ -164,12 +164,11 @@ export fn shmc_stats(h: ?*anyopaque, out: [*]f64) void {
     const hd = handle(h);
     const header = hd.header();
     const values = [stats_len]u64{
-        hd.local.hits,           hd.local.misses,      hd.local.read_timeouts,
-        hd.local.lock_timeouts,  hd.local.recoveries,  @atomicLoad(u64, &header.sets, .monotonic),
-        @atomicLoad(u64, &header.deletes, .monotonic), @atomicLoad(u64, &header.evictions, .monotonic),
-        @atomicLoad(u64, &header.expirations, .monotonic), @atomicLoad(u64, &header.recoveries, .monotonic),
-        @atomicLoad(u64, &header.rebuilds, .monotonic), @min(@atomicLoad(u32, &header.count, .monotonic), hd.geo.capacity),
-        hd.geo.capacity,         lock.owner_pid(hd),   hd.live_slot,
+        hd.local.hits,                                    hd.local.misses,                                 hd.local.read_timeouts,
+        hd.local.lock_timeouts,                           hd.local.recoveries,                             @atomicLoad(u64, &header.sets, .monotonic),
+        @atomicLoad(u64, &header.deletes, .monotonic),    @atomicLoad(u64, &header.evictions, .monotonic), @atomicLoad(u64, &header.expirations, .monotonic),
+        @atomicLoad(u64, &header.recoveries, .monotonic), @atomicLoad(u64, &header.rebuilds, .monotonic),  @min(@atomicLoad(u32, &header.count, .monotonic), hd.geo.capacity),
+        hd.geo.capacity,                                  lock.owner_pid(hd),                              hd.live_slot,
         @atomicLoad(u64, &header.seq, .monotonic),
     };
     for (values, 0..) |v, i| out[i] = @floatFromInt(v);

@@ -38,5 +38,5 @@ pub const Status = enum(c_int) {
 };
 
 pub fn code(status: Status) c_int {
-    return @intFromEnum(status);
+    return @backingInt(status);
 }

@@ -63,7 +63,7 @@ pub const Fault = enum(u32) {
 pub const fault_stop: u32 = 0x100;
 
 fn fault(h: *const Handle, point: Fault) void {
-    if (h.fault_step & ~fault_stop != @intFromEnum(point)) return;
+    if (h.fault_step & ~fault_stop != @backingInt(point)) return;
     // Only with SHM_CACHE_TEST_HOOKS=1 in the environment at open.
     if (!h.hooks) return;
     if (h.fault_step & fault_stop != 0) {
