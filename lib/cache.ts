@@ -76,6 +76,9 @@ export interface VerifyResult {
 }
 
 const DEFAULT_LOCK_TIMEOUT_MS = 500;
+/** `shmc_insert` modes (zig/src/store.zig `Mode`). */
+const INSERT_SET = 0;
+const INSERT_ADD = 1;
 const TTL_MS_MAX = 1e15;
 const CAPACITY_MAX = 1 << 26;
 const KEY_BYTES_MAX = (1 << 16) - 1;
@@ -362,6 +365,26 @@ export class SharedCache implements Disposable {
   }
 
   #set(key: string | Uint8Array, value: unknown, ttlMs: number | undefined): void {
+    this.#insert(key, value, ttlMs, INSERT_SET);
+  }
+
+  /**
+   * Stores `value` under `key` only if no live entry is there, atomically
+   * across processes. True if it stored. A write dropped on lock timeout
+   * returns false (and counts in `droppedWrites`).
+   */
+  add(key: string | Uint8Array, value: unknown, options?: SetOptions): boolean {
+    this.#checkUnlocked("add");
+    return this.#insert(key, value, options?.ttlMs, INSERT_ADD);
+  }
+
+  /** One native insert; false when an add found a live entry or the write was dropped. */
+  #insert(
+    key: string | Uint8Array,
+    value: unknown,
+    ttlMs: number | undefined,
+    mode: number,
+  ): boolean {
     const handle = this.#open();
     const ttl = entryTtl(ttlMs);
     const n = this.#encodeKey(key);
@@ -373,41 +396,14 @@ export class SharedCache implements Disposable {
         } bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
       );
     }
-    const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl, 0);
-    if (rc === 0) return;
-    if (rc === -Status.lockTimeout) {
-      this.#droppedWrites++;
-      return;
-    }
-    this.#fail(rc, "set");
-  }
-
-  /**
-   * Stores `value` under `key` only if no live entry is there, atomically
-   * across processes. True if it stored. A write dropped on lock timeout
-   * returns false (and counts in `droppedWrites`).
-   */
-  add(key: string | Uint8Array, value: unknown, options?: SetOptions): boolean {
-    this.#checkUnlocked("add");
-    const handle = this.#open();
-    const ttl = entryTtl(options?.ttlMs);
-    const n = this.#encodeKey(key);
-    const len = this.#codec.encode(value);
-    if (len < 0) {
-      throw new RangeError(
-        `value for key ${describeKey(key)} is ${
-          encodedSize(value)
-        } bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
-      );
-    }
-    const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl, 1);
+    const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl, mode);
     if (rc === 0) return true;
-    if (rc === -Status.miss) return false;
+    if (rc === -Status.miss && mode === INSERT_ADD) return false;
     if (rc === -Status.lockTimeout) {
       this.#droppedWrites++;
       return false;
     }
-    return this.#fail(rc, "add");
+    return this.#fail(rc, mode === INSERT_ADD ? "add" : "set");
   }
 
   /** Removes `key`; true if a live entry was removed. */
