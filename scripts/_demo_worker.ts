@@ -5,6 +5,7 @@
  */
 
 import { SharedCache } from "../mod.ts";
+import { demoOptions } from "./_demo_options.ts";
 
 const argv = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
   (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
@@ -33,15 +34,7 @@ function expensive(n: number): number {
   return sum;
 }
 
-// A long lock timeout: while the victim holds the lock, writers wait for it
-// (bounded) and take it over the moment its owner is dead.
-using cache = SharedCache.open("demo", {
-  capacity: 1000,
-  maxKeyBytes: 32,
-  maxValueBytes: 64,
-  dir,
-  lockTimeoutMs: 10_000,
-});
+using cache = SharedCache.open("demo", demoOptions(dir));
 emit("ready");
 
 let seed = pid;

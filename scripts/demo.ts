@@ -15,6 +15,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { SharedCache } from "../mod.ts";
+import { demoOptions } from "./_demo_options.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const worker = join(root, "scripts/_demo_worker.ts");
@@ -100,13 +101,7 @@ for (const e of events.filter((e) => e.event === "done")) {
 const victim = events.find((e) => e.event === "locked");
 console.log(`process ${victim?.label ?? "V"} was killed: no "done" line`);
 
-using cache = SharedCache.open("demo", {
-  capacity: 1000,
-  maxKeyBytes: 32,
-  maxValueBytes: 64,
-  dir,
-  lockTimeoutMs: 10_000,
-});
+using cache = SharedCache.open("demo", demoOptions(dir));
 const s = cache.stats();
 const check = cache.verify();
 console.log(
