@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Codec, encodedSize, encodeKey } from "./codec.ts";
+import { Codec, encodedSize, encodeKey, TAG_STRING } from "./codec.ts";
 import { CacheError, errorForStatus, Status } from "./errors.ts";
 import { CacheLock, type LockedOps } from "./guard.ts";
 import { loadNative } from "./ffi/load.ts";
@@ -25,6 +25,18 @@ export interface SharedCacheOptions {
   dir?: string;
   /** Longest wait for the writer lock or a writer in progress, in milliseconds (default 500). Past it a `get` misses, a `set` is dropped and `lock()` throws `LockTimeout`. */
   lockTimeoutMs?: number;
+  /**
+   * Bytes of decoded strings this handle keeps, so that a repeated hit on
+   * an unchanged entry returns the string already decoded instead of
+   * decoding it again (default 1 MiB = 1,048,576; 0 turns it off; at most
+   * 64 MiB). Strings count by their encoded size; only values of at most
+   * 512 encoded bytes are kept. The memo has one entry per 64 bytes of
+   * budget (16,384 by default, each also costing about 24 bytes),
+   * direct-mapped by the entry's slot. Every hit checks the entry's write
+   * stamp in shared memory, so a write by any process is seen at once:
+   * never a stale string. Local to this handle; processes need not agree.
+   */
+  decodeCacheBytes?: number;
 }
 
 /** Options of {@linkcode SharedCache.set}. */
@@ -39,6 +51,8 @@ export interface CacheStats {
   hits: number;
   /** Reads that found nothing (or an expired entry), by this handle. */
   misses: number;
+  /** Hits of this handle answered from its decode memo (see `decodeCacheBytes`): no copy, no decode. */
+  memoHits: number;
   /** Successful writes, by all processes. */
   sets: number;
   /** Entries removed by `delete`, by all processes. */
@@ -85,6 +99,12 @@ const KEY_BYTES_MAX = (1 << 16) - 1;
 const VALUE_BYTES_MAX = (1 << 27) - 1;
 const NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 const ERR_CAP = 512;
+const DEFAULT_DECODE_CACHE_BYTES = 1 << 20;
+const DECODE_CACHE_BYTES_MAX = 1 << 26;
+/** Budget bytes per memo entry: 1 MiB gives 16,384 entries. */
+const DECODE_CACHE_BYTES_PER_ENTRY = 64;
+/** The largest encoded string (tag byte included) the decode memo keeps. */
+const MEMO_VALUE_BYTES_MAX = 513;
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
@@ -175,7 +195,24 @@ export class SharedCache implements Disposable {
   readonly #name: string;
   readonly #key: Uint8Array;
   readonly #val: Uint8Array;
+  /** Written by shmc_get on a hit: slot, write stamp low, high, memo matched. */
+  readonly #meta: Uint32Array;
   readonly #codec: Codec;
+  // The decode memo, direct-mapped by slot: entry i holds, in #memoTags
+  // (4 u32 per entry, read by the native side) the slot and the write
+  // stamp (low, high) that #memoVal[i] was decoded from. A stamp is never
+  // reused for another write (zig/src/store.zig write_slot), and shmc_get
+  // compares slot and stamp under the same seqlock validation as the
+  // value it would copy, so meta[3] = 1 means the value bytes are the
+  // ones #memoVal[i] was decoded from. The fourth u32 of an entry is the
+  // encoded size it holds, summed in #memoBytes, kept within #memoBudget.
+  // Mask -1 = disabled.
+  readonly #memoMask: number;
+  readonly #memoTags: Uint32Array;
+  #memoVal: (string | undefined)[];
+  #memoBytes = 0;
+  #memoHits = 0;
+  readonly #memoBudget: number;
   readonly #maxKeyBytes: number;
   readonly #maxValueBytes: number;
   readonly #lockState: { held: boolean };
@@ -197,9 +234,38 @@ export class SharedCache implements Disposable {
     this.#name = name;
     this.#maxKeyBytes = options.maxKeyBytes;
     this.#maxValueBytes = options.maxValueBytes;
-    this.#key = new Uint8Array(options.maxKeyBytes + 1);
+    // Each buffer over an ArrayBuffer of its own, at a fixed address: the
+    // native handle keeps their addresses (shmc_bind) for the hot calls.
+    // They live as long as this object, which is the only caller of those
+    // calls on this handle; the finalizer's shmc_close does not touch them.
+    this.#key = new Uint8Array(new ArrayBuffer(options.maxKeyBytes + 1));
     this.#codec = new Codec(options.maxValueBytes);
     this.#val = this.#codec.buf;
+    this.#meta = new Uint32Array(new ArrayBuffer(16));
+    const budget = options.decodeCacheBytes ?? DEFAULT_DECODE_CACHE_BYTES;
+    const size = budget === 0
+      ? 0
+      : 2 ** Math.ceil(Math.log2(Math.max(1, budget / DECODE_CACHE_BYTES_PER_ENTRY)));
+    this.#memoMask = size - 1;
+    this.#memoBudget = budget;
+    this.#memoTags = new Uint32Array(new ArrayBuffer(Math.max(size, 1) * 16));
+    // Slot 0xffffffff is never a slot (capacity <= 2^26): an empty entry,
+    // holding 0 bytes.
+    for (let i = 0; i < size; i++) this.#memoTags[i * 4] = 0xffff_ffff;
+    this.#memoVal = new Array(size);
+    const rc = native.shmc_bind(
+      handle,
+      this.#key,
+      this.#key.length,
+      this.#val,
+      this.#val.length,
+      this.#meta,
+      this.#memoTags,
+      size,
+    );
+    if (rc !== 0) {
+      throw errorForStatus(-rc, `cache ${JSON.stringify(name)}: binding buffers failed`);
+    }
     let state = lockStates.get(identity);
     if (state === undefined) lockStates.set(identity, state = { held: false });
     this.#lockState = state;
@@ -225,6 +291,9 @@ export class SharedCache implements Disposable {
     const lockTimeoutMs = options.lockTimeoutMs === undefined
       ? DEFAULT_LOCK_TIMEOUT_MS
       : checkInt("lockTimeoutMs", options.lockTimeoutMs, 1, 3_600_000);
+    const decodeCacheBytes = options.decodeCacheBytes === undefined
+      ? DEFAULT_DECODE_CACHE_BYTES
+      : checkInt("decodeCacheBytes", options.decodeCacheBytes, 0, DECODE_CACHE_BYTES_MAX);
     const dir = checkDir(options.dir);
     const native = loadNative();
     const dirBytes = textEncoder.encode(dir);
@@ -259,7 +328,14 @@ export class SharedCache implements Disposable {
       if (native.shmc_file_id(handle, id) !== 0) {
         throw new CacheError("Io", `cache ${JSON.stringify(name)}: cannot stat its file`);
       }
-      const normalized = { ...options, capacity, maxKeyBytes, maxValueBytes, lockTimeoutMs };
+      const normalized = {
+        ...options,
+        capacity,
+        maxKeyBytes,
+        maxValueBytes,
+        lockTimeoutMs,
+        decodeCacheBytes,
+      };
       return new SharedCache(native, handle, name, `${id[0]}:${id[1]}`, normalized);
     } catch (e) {
       native.shmc_close(handle);
@@ -326,17 +402,46 @@ export class SharedCache implements Disposable {
   get(key: string | Uint8Array): unknown {
     const handle = this.#open();
     const n = this.#encodeKey(key);
-    const rc = this.#native.shmc_lookup(handle, this.#key, n, this.#val, this.#val.length);
-    if (rc >= 0) return this.#codec.decode(rc);
+    const rc = this.#native.shmc_get(handle, n, 1);
+    if (rc >= 0) {
+      // A longer value never enters the memo, so it never matches there.
+      return rc <= MEMO_VALUE_BYTES_MAX ? this.#decodeSmall(rc) : this.#codec.decode(rc);
+    }
     if (rc === -Status.miss || rc === -Status.lockTimeout) return undefined;
     return this.#fail(rc, "get");
+  }
+
+  /** The value just read (`length` bytes), through the memo for short strings. */
+  #decodeSmall(length: number): unknown {
+    const meta = this.#meta;
+    // The native side found the memo entry for this exact write and
+    // copied nothing.
+    if (meta[3] !== 0) {
+      this.#memoHits++;
+      return this.#memoVal[meta[0] & this.#memoMask];
+    }
+    if (this.#memoMask < 0 || this.#val[0] !== TAG_STRING) return this.#codec.decode(length);
+    const value = this.#codec.decode(length) as string;
+    const slot = meta[0];
+    const i = slot & this.#memoMask;
+    const tags = this.#memoTags;
+    const bytes = this.#memoBytes - tags[i * 4 + 3] + length;
+    // Over budget: keep what is there (a later hit may free room).
+    if (bytes > this.#memoBudget) return value;
+    tags[i * 4] = slot;
+    tags[i * 4 + 1] = meta[1];
+    tags[i * 4 + 2] = meta[2];
+    tags[i * 4 + 3] = length;
+    this.#memoBytes = bytes;
+    this.#memoVal[i] = value;
+    return value;
   }
 
   /** Whether a live entry is stored under `key`. */
   has(key: string | Uint8Array): boolean {
     const handle = this.#open();
     const n = this.#encodeKey(key);
-    const rc = this.#native.shmc_lookup(handle, this.#key, n, null, 0);
+    const rc = this.#native.shmc_get(handle, n, 0);
     if (rc >= 0) return true;
     if (rc === -Status.miss || rc === -Status.lockTimeout) return false;
     return this.#fail(rc, "has");
@@ -396,7 +501,7 @@ export class SharedCache implements Disposable {
         } bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
       );
     }
-    const rc = this.#native.shmc_insert(handle, this.#key, n, this.#val, len, ttl, mode);
+    const rc = this.#native.shmc_put(handle, n, len, ttl, mode);
     if (rc === 0) return true;
     if (rc === -Status.miss && mode === INSERT_ADD) return false;
     if (rc === -Status.lockTimeout) {
@@ -415,7 +520,7 @@ export class SharedCache implements Disposable {
   #delete(key: string | Uint8Array): boolean {
     const handle = this.#open();
     const n = this.#encodeKey(key);
-    const rc = this.#native.shmc_remove(handle, this.#key, n);
+    const rc = this.#native.shmc_del(handle, n);
     if (rc === 0) return true;
     if (rc === -Status.miss) return false;
     if (rc === -Status.lockTimeout) {
@@ -448,6 +553,7 @@ export class SharedCache implements Disposable {
     return {
       hits: s[0],
       misses: s[1],
+      memoHits: this.#memoHits,
       sets: s[5],
       deletes: s[6],
       evictions: s[7],
@@ -579,6 +685,7 @@ export class SharedCache implements Disposable {
     this.#handle = null;
     finalizer.unregister(this.#unregister);
     this.#native.shmc_close(handle);
+    this.#memoVal = [];
   }
 
   /** Closes the cache (for `using`). */

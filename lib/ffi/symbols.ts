@@ -30,6 +30,19 @@ export const symbols = {
     parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"],
     result: "i32",
   },
+  // i32 shmc_bind(void* h, u8* key, u32 key_cap, u8* value, u32 value_cap, u32 meta[4],
+  //                const u32* memo /* 4 per entry */, u32 memo_entries)
+  shmc_bind: {
+    parameters: ["pointer", "buffer", "u32", "buffer", "u32", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
+  // i32 shmc_get(void* h, u32 key_len, u32 want_value) -- bound buffers;
+  // meta = slot, stamp lo, stamp hi, 1 if the memo entry matched (value not copied)
+  shmc_get: { parameters: ["pointer", "u32", "u32"], result: "i32" },
+  // i32 shmc_put(void* h, u32 key_len, u32 value_len, f64 ttl_ms, u32 mode) -- bound buffers
+  shmc_put: { parameters: ["pointer", "u32", "u32", "f64", "u32"], result: "i32" },
+  // i32 shmc_del(void* h, u32 key_len) -- bound buffers
+  shmc_del: { parameters: ["pointer", "u32"], result: "i32" },
   // i32 shmc_remove(void* h, const u8* key, u32 key_len)
   shmc_remove: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
   // i32 shmc_clear(void* h)
@@ -61,7 +74,7 @@ export const symbols = {
 } as const;
 
 /** The ABI version this binding expects (zig/src/exports.zig abi_version). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** An opaque native handle (a Deno pointer object or a Bun number). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol } | number | object;
@@ -106,6 +119,19 @@ export interface Native {
     mode: number,
   ): number;
   shmc_remove(h: NativeHandle, key: Uint8Array, keyLen: number): number;
+  shmc_bind(
+    h: NativeHandle,
+    key: Uint8Array,
+    keyCap: number,
+    value: Uint8Array,
+    valueCap: number,
+    meta: Uint32Array,
+    memo: Uint32Array,
+    memoEntries: number,
+  ): number;
+  shmc_get(h: NativeHandle, keyLen: number, wantValue: number): number;
+  shmc_put(h: NativeHandle, keyLen: number, valueLen: number, ttlMs: number, mode: number): number;
+  shmc_del(h: NativeHandle, keyLen: number): number;
   shmc_clear(h: NativeHandle): number;
   shmc_size(h: NativeHandle): number;
   shmc_stats(h: NativeHandle, out: Float64Array): void;

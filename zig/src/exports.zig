@@ -14,7 +14,7 @@ const Handle = @import("handle.zig").Handle;
 const sys = @import("sys.zig");
 
 /// Bumped with any change of a signature below.
-pub const abi_version: u32 = 2;
+pub const abi_version: u32 = 3;
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;
@@ -101,14 +101,89 @@ export fn shmc_destroy(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name
 /// The value's length (>= 0, copied into out), or -status (miss = -1).
 export fn shmc_lookup(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, out: ?[*]u8, out_cap: u32) i32 {
     if (forked(handle(h))) return neg(.forked);
-    const hd = handle(h);
     const out_slice: ?[]u8 = if (out) |o| o[0..out_cap] else null;
-    const r = store.lookup(hd, bytes(key, key_len), out_slice) catch |e| return switch (e) {
+    var hit: store.Hit = .{};
+    return lookup_status(handle(h), bytes(key, key_len), out_slice, &hit);
+}
+
+fn lookup_status(hd: *Handle, key: []const u8, out: ?[]u8, hit: *store.Hit) i32 {
+    const r = store.lookup(hd, key, out, hit) catch |e| return switch (e) {
         error.TooLarge => neg(.too_large),
         error.Timeout => neg(.lock_timeout),
     };
     const len = r orelse return neg(.miss);
     return @intCast(len);
+}
+
+// ---------------------------------------------------------------- bound buffers
+//
+// The hot calls of lib/cache.ts pass lengths only: the key, value and meta
+// buffers are bound to the handle once. That saves the runtimes converting
+// three typed arrays per call (Deno's FFI pays for each). The caller keeps
+// the buffers alive, and at a fixed address, for as long as it uses the
+// handle; nothing here keeps a pointer past a call otherwise.
+
+/// Binds key[0..key_cap), value[0..value_cap), meta[0..4) and the decode
+/// memo memo[0 .. 4 * memo_entries) to `h` (memo_entries a power of two,
+/// or 0 for none; see store.Hit.memo). 0, or -invalid_argument when a
+/// buffer is missing or memo_entries is not a power of two.
+export fn shmc_bind(h: ?*anyopaque, key: ?[*]u8, key_cap: u32, value: ?[*]u8, value_cap: u32, meta: ?*[4]u32, memo: ?[*]const u32, memo_entries: u32) i32 {
+    const hd = handle(h);
+    const k = key orelse return neg(.invalid_argument);
+    const v = value orelse return neg(.invalid_argument);
+    const m = meta orelse return neg(.invalid_argument);
+    if (memo_entries != 0 and (memo == null or !std.math.isPowerOfTwo(memo_entries) or memo_entries > 1 << 24)) {
+        return neg(.invalid_argument);
+    }
+    hd.io_key = k[0..key_cap];
+    hd.io_value = v[0..value_cap];
+    hd.io_meta = m;
+    hd.io_memo = if (memo_entries == 0) &.{} else memo.?[0 .. @as(usize, memo_entries) * 4];
+    return 0;
+}
+
+/// The bound key's first key_len bytes; null when not bound or too long.
+fn io_key(hd: *const Handle, key_len: u32) ?[]const u8 {
+    if (hd.io_meta == null or key_len > hd.io_key.len) return null;
+    return hd.io_key[0..key_len];
+}
+
+/// Looks the bound key up. want_value 1 copies the value into the bound
+/// value buffer (a get), 0 does not (a has). On a hit writes meta[0] = the
+/// slot, meta[1], meta[2] = the low and high halves of the slot's write
+/// stamp (the pair names these exact value bytes until the slot is written
+/// again: store.zig write_slot), and meta[3] = 1 when the bound memo's
+/// entry for the slot names that write, in which case the value was not
+/// copied. Returns the value's length or -status.
+export fn shmc_get(h: ?*anyopaque, key_len: u32, want_value: u32) i32 {
+    const hd = handle(h);
+    if (forked(hd)) return neg(.forked);
+    const key = io_key(hd, key_len) orelse return neg(.invalid_argument);
+    var hit: store.Hit = .{ .memo = if (want_value != 0) hd.io_memo else &.{} };
+    const rc = lookup_status(hd, key, if (want_value != 0) hd.io_value else null, &hit);
+    if (rc >= 0) {
+        const meta = hd.io_meta.?;
+        meta[0] = hit.index;
+        meta[1] = @truncate(hit.stamp);
+        meta[2] = @truncate(hit.stamp >> 32);
+        meta[3] = @intFromBool(hit.memo_hit);
+    }
+    return rc;
+}
+
+/// shmc_insert with the bound key and value buffers.
+export fn shmc_put(h: ?*anyopaque, key_len: u32, value_len: u32, ttl_ms: f64, mode: u32) i32 {
+    const hd = handle(h);
+    const key = io_key(hd, key_len) orelse return neg(.invalid_argument);
+    if (value_len > hd.io_value.len) return neg(.invalid_argument);
+    return shmc_insert(h, key.ptr, key_len, hd.io_value.ptr, value_len, ttl_ms, mode);
+}
+
+/// shmc_remove with the bound key buffer.
+export fn shmc_del(h: ?*anyopaque, key_len: u32) i32 {
+    const hd = handle(h);
+    const key = io_key(hd, key_len) orelse return neg(.invalid_argument);
+    return shmc_remove(h, key.ptr, key_len);
 }
 
 /// ttl_ms: negative = the cache's default, 0 = never expires. mode 0 =

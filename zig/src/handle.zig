@@ -49,6 +49,14 @@ pub const Handle = struct {
     fork_epoch: u32 = 0,
     /// Whether the test fault hook may act (SHM_CACHE_TEST_HOOKS=1 at open).
     hooks: bool = false,
+    /// The caller's buffers, bound once by shmc_bind so that the hot calls
+    /// (shmc_get/put/del) pass lengths only. Caller-owned memory that must
+    /// outlive the handle's use; empty until bound.
+    io_key: []u8 = &.{},
+    io_value: []u8 = &.{},
+    io_meta: ?*[4]u32 = null,
+    /// The caller's decode memo (store.Hit.memo); empty = none.
+    io_memo: []const u32 = &.{},
 
     pub fn header(h: *const Handle) *region.Header {
         return @ptrCast(@alignCast(h.memory.ptr));

@@ -9,6 +9,10 @@ const InsertFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]const u8, u32, f
 const LookupFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]u8, u32) callconv(.c) i32;
 const RemoveFn = *const fn (?*anyopaque, ?[*]const u8, u32) callconv(.c) i32;
 const VerifyFn = *const fn (?*anyopaque, u32, [*]u8, u32, [*]u32) callconv(.c) i32;
+const BindFn = *const fn (?*anyopaque, ?[*]u8, u32, ?[*]u8, u32, ?*[4]u32, ?[*]const u32, u32) callconv(.c) i32;
+const GetFn = *const fn (?*anyopaque, u32, u32) callconv(.c) i32;
+const PutFn = *const fn (?*anyopaque, u32, u32, f64, u32) callconv(.c) i32;
+const DelFn = *const fn (?*anyopaque, u32) callconv(.c) i32;
 const DestroyFn = *const fn (?[*]const u8, u32, ?[*]const u8, u32, [*]u8, u32, [*]i32) callconv(.c) i32;
 
 fn symbol(lib: *anyopaque, comptime T: type, name: [*:0]const u8) !T {
@@ -51,6 +55,50 @@ test "the shared library round-trips through its C ABI" {
     try std.testing.expectEqual(@as(i32, 7), lookup(h, "k1", 2, &out, out.len));
     try std.testing.expectEqualStrings("value-1", out[0..7]);
     try std.testing.expectEqual(@as(i32, -1), lookup(h, "nope", 4, &out, out.len));
+
+    // The bound-buffer calls: lengths only, the slot and stamp in meta.
+    const bind = try symbol(lib, BindFn, "shmc_bind");
+    const get = try symbol(lib, GetFn, "shmc_get");
+    const put = try symbol(lib, PutFn, "shmc_put");
+    const del = try symbol(lib, DelFn, "shmc_del");
+    var io_key: [32]u8 = undefined;
+    var io_value: [64]u8 = undefined;
+    var meta: [4]u32 = .{ 0, 0, 0, 0 };
+    try std.testing.expectEqual(@as(i32, -2), get(h, 2, 1)); // not bound yet
+    var memo: [8]u32 = @splat(0xffff_ffff); // two entries
+    try std.testing.expectEqual(@as(i32, -2), bind(h, &io_key, io_key.len, &io_value, io_value.len, &meta, &memo, 3));
+    try std.testing.expectEqual(@as(i32, 0), bind(h, &io_key, io_key.len, &io_value, io_value.len, &meta, &memo, 2));
+    @memcpy(io_key[0..2], "k2");
+    @memcpy(io_value[0..3], "abc");
+    try std.testing.expectEqual(@as(i32, 0), put(h, 2, 3, -1, 0));
+    @memset(&io_value, 0);
+    try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
+    try std.testing.expectEqualStrings("abc", io_value[0..3]);
+    const stamp = meta[1];
+    try std.testing.expectEqual(@as(u32, 0), meta[3]);
+    try std.testing.expectEqual(@as(i32, 3), get(h, 2, 0));
+    try std.testing.expectEqual(stamp, meta[1]);
+    // With the write in the memo, a get reports it and copies nothing.
+    const e = (meta[0] & 1) * 4;
+    memo[e] = meta[0];
+    memo[e + 1] = meta[1];
+    memo[e + 2] = meta[2];
+    @memset(&io_value, 0);
+    try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
+    try std.testing.expectEqual(@as(u32, 1), meta[3]);
+    try std.testing.expectEqual(@as(u8, 0), io_value[0]);
+    // A new write of the slot: a new stamp, so the memo no longer matches.
+    @memcpy(io_value[0..3], "xyz");
+    try std.testing.expectEqual(@as(i32, 0), put(h, 2, 3, -1, 0));
+    @memset(&io_value, 0);
+    try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
+    try std.testing.expect(meta[1] != stamp);
+    try std.testing.expectEqual(@as(u32, 0), meta[3]);
+    try std.testing.expectEqualStrings("xyz", io_value[0..3]);
+    try std.testing.expectEqual(@as(i32, -2), get(h, io_key.len + 1, 1)); // longer than the bound buffer
+    try std.testing.expectEqual(@as(i32, -2), put(h, 2, io_value.len + 1, -1, 0));
+    try std.testing.expectEqual(@as(i32, 0), del(h, 2));
+    try std.testing.expectEqual(@as(i32, -1), get(h, 2, 1));
     // Fill beyond capacity: eviction keeps the cache usable and consistent.
     var i: u32 = 0;
     while (i < 200) : (i += 1) {

@@ -122,7 +122,11 @@ fn write_slot(h: *Handle, index: u32, hash: u64, key: []const u8, value: []const
     header.stamp_next = stamp +% 1;
     @atomicStore(u64, &s.hash, hash, .monotonic);
     @atomicStore(u64, &s.expires_ns, expires_ns, .monotonic);
-    s.stamp = stamp;
+    // The stamp is unique to this write of this slot (stamp_next only
+    // grows: rebuild raises it past every stamp it finds), so a reader's
+    // (slot, stamp) pair names these exact bytes; lib/cache.ts keys its
+    // decoded-string memo on it.
+    @atomicStore(u64, &s.stamp, stamp, .monotonic);
     @atomicStore(u32, &s.key_len, @intCast(key.len), .monotonic);
     @atomicStore(u32, &s.value_len, @intCast(value.len), .monotonic);
     @memcpy(h.slot_key(index)[0..key.len], key);
@@ -151,7 +155,30 @@ const Probe = union(enum) {
 /// Looks `key` up without any lock. Everything read is bounds-checked
 /// before use; the caller decides by the seqlock whether to believe it.
 /// `out` null only tests presence.
-fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit_index: *u32) Probe {
+/// Where a hit was found: the slot and the stamp of the write that filled
+/// it (see write_slot), both read under the seqlock with the value.
+pub const Hit = struct {
+    /// In: the caller's memo of values it already holds, 4 u32 per entry
+    /// (slot, stamp low, stamp high, unused), direct-mapped by slot; its
+    /// length is a power of two times 4, or 0. Caller memory, not shared.
+    memo: []const u32 = &.{},
+    index: u32 = 0,
+    stamp: u64 = 0,
+    /// Out: the memo entry of `index` names this exact write, so the value
+    /// was not copied (the caller already holds it decoded).
+    memo_hit: bool = false,
+};
+
+/// Whether the memo entry for slot `si` names the write `stamp`.
+fn memo_matches(memo: []const u32, si: u32, stamp: u64) bool {
+    if (memo.len == 0) return false;
+    const mask: u32 = @intCast(memo.len / 4 - 1);
+    const e = @as(usize, si & mask) * 4;
+    return memo[e] == si and memo[e + 1] == @as(u32, @truncate(stamp)) and
+        memo[e + 2] == @as(u32, @truncate(stamp >> 32));
+}
+
+fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit: *Hit) Probe {
     const tag = region.hash_tag(hash);
     const mask = h.geo.table_capacity - 1;
     var index = tag & mask;
@@ -173,11 +200,17 @@ fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit_index: *u
                 if (value_len > h.geo.value_bytes_max) return .garbage;
                 const expires = @atomicLoad(u64, &s.expires_ns, .monotonic);
                 if (expires != 0 and sys.now_ns() >= expires) return .expired;
-                if (out) |buf| {
-                    if (value_len > buf.len) return .garbage;
+                if (out) |buf| if (value_len > buf.len) return .garbage;
+                const stamp = @atomicLoad(u64, &s.stamp, .monotonic);
+                hit.index = si;
+                hit.stamp = stamp;
+                // A retry after a failed validation recomputes this, so a
+                // validated memo_hit is about the same write as index and
+                // stamp: no value bytes needed.
+                hit.memo_hit = memo_matches(hit.memo, si, stamp);
+                if (out) |buf| if (!hit.memo_hit) {
                     @memcpy(buf[0..value_len], h.slot_value(si)[0..value_len]);
-                }
-                hit_index.* = si;
+                };
                 return .{ .hit = value_len };
             }
         }
@@ -188,15 +221,15 @@ fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit_index: *u
 
 pub const LookupError = error{ TooLarge, Timeout };
 
-/// The value's length (copied into `out`), or null on a miss.
-pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8) LookupError!?u32 {
+/// The value's length (copied into `out`), or null on a miss. On a hit,
+/// `hit` says where (only meaningful when the result is not null).
+pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8, hit: *Hit) LookupError!?u32 {
     if (key.len > h.geo.key_bytes_max) return error.TooLarge;
     const hash = key_hash(key);
     const header = h.header();
-    var hit_index: u32 = 0;
     if (h.lock_held) {
         // We are the only writer and between mutations: no validation.
-        return count_read(h, probe(h, hash, key, out, &hit_index), hit_index, out != null);
+        return count_read(h, probe(h, hash, key, out, hit), hit.index, out != null);
     }
     var deadline_ns: u64 = 0;
     var backoff: lock.Backoff = .{};
@@ -205,8 +238,10 @@ pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8) LookupError!?u32 {
     while (true) {
         const s1 = seqlock.load_acquire(header);
         if (s1 & 1 == 0) {
-            const result = probe(h, hash, key, out, &hit_index);
-            if (seqlock.validate(header, s1)) return count_read(h, result, hit_index, out != null);
+            const result = probe(h, hash, key, out, hit);
+            // Validated: the value, hit.index and hit.stamp were read
+            // together, between two writes.
+            if (seqlock.validate(header, s1)) return count_read(h, result, hit.index, out != null);
         }
         if (deadline_ns == 0) deadline_ns = sys.now_ns() +| h.lock_timeout_ns;
         if (backoff.probing()) {
@@ -680,7 +715,8 @@ const TestRegion = struct {
     }
 
     fn get(t: *TestRegion, key: []const u8, out: []u8) ?[]u8 {
-        const len = (lookup(&t.handle, key, out) catch unreachable) orelse return null;
+        var hit: Hit = .{};
+        const len = (lookup(&t.handle, key, out, &hit) catch unreachable) orelse return null;
         return out[0..len];
     }
 
@@ -805,4 +841,53 @@ test "SIEVE keeps visited entries over unvisited ones" {
     try testing.expect(t.get("c", &out) == null);
     for ([_][]const u8{ "a", "b", "d", "e" }) |k| try testing.expect(t.get(k, &out) != null);
     try testing.expectEqual(@as(u64, 1), h.header().evictions);
+}
+
+test "a hit's (slot, stamp) changes with every write of the slot, never with a read" {
+    const t = try TestRegion.init(4, 8, 8);
+    defer t.deinit();
+    const h = &t.handle;
+    var out: [8]u8 = undefined;
+    var seen: [64]u64 = undefined;
+    var n: usize = 0;
+    const Read = struct {
+        fn hit(hd: *Handle, key: []const u8, buf: []u8) Hit {
+            var x: Hit = .{};
+            _ = (lookup(hd, key, buf, &x) catch unreachable).?;
+            return x;
+        }
+    };
+    try insert(h, "a", "1", -1, .set);
+    const first = Read.hit(h, "a", &out);
+    try testing.expectEqual(first, Read.hit(h, "a", &out));
+    // Overwrites (in place), removes, clears, evictions and a rebuild all
+    // hand out stamps that were never handed out before.
+    var round: u32 = 0;
+    while (round < 12) : (round += 1) {
+        switch (round % 4) {
+            0 => try insert(h, "a", "2", -1, .set),
+            1 => {
+                _ = try remove(h, "a");
+                try insert(h, "a", "1", -1, .set);
+            },
+            2 => {
+                try clear(h);
+                try insert(h, "a", "1", -1, .set);
+            },
+            else => {
+                for ([_][]const u8{ "b", "c", "d", "e" }) |k| try insert(h, k, k, -1, .set);
+                try insert(h, "a", "1", -1, .set);
+                try acquire(h, std.math.maxInt(u64));
+                seqlock.write_begin(h.header());
+                rebuild(h);
+                seqlock.write_end(h.header());
+                lock.release(h);
+            },
+        }
+        const now = Read.hit(h, "a", &out);
+        try testing.expect(now.stamp != first.stamp);
+        for (seen[0..n]) |old| try testing.expect(old != now.stamp);
+        seen[n] = now.stamp;
+        n += 1;
+    }
 }
