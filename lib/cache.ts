@@ -29,8 +29,8 @@ export interface SharedCacheOptions {
    * Bytes of decoded strings this handle keeps, so that a repeated hit on
    * an unchanged entry returns the string already decoded instead of
    * decoding it again (default 1 MiB = 1,048,576; 0 turns it off; at most
-   * 64 MiB). Strings count by their encoded size; only values of at most
-   * 512 encoded bytes are kept. The memo has one entry per 64 bytes of
+   * 64 MiB). Strings count by their UTF-8 size plus one; only strings of
+   * at most 512 UTF-8 bytes are kept. The memo has one entry per 64 bytes of
    * budget (16,384 by default, each also costing about 24 bytes),
    * direct-mapped by the entry's slot. Every hit checks the entry's write
    * stamp in shared memory, so a write by any process is seen at once:
@@ -205,12 +205,14 @@ export class SharedCache implements Disposable {
   // compares slot and stamp under the same seqlock validation as the
   // value it would copy, so meta[3] = 1 means the value bytes are the
   // ones #memoVal[i] was decoded from. The fourth u32 of an entry is the
-  // encoded size it holds, summed in #memoBytes, kept within #memoBudget.
-  // Mask -1 = disabled.
+  // encoded size it holds (tag byte included; the native side checks it
+  // too), summed in #memoBytes and kept within #memoBudget. Mask -1 =
+  // disabled.
   readonly #memoMask: number;
   readonly #memoTags: Uint32Array;
   #memoVal: (string | undefined)[];
   #memoBytes = 0;
+  #memoSweep = 0;
   #memoHits = 0;
   readonly #memoBudget: number;
   readonly #maxKeyBytes: number;
@@ -425,15 +427,25 @@ export class SharedCache implements Disposable {
     const slot = meta[0];
     const i = slot & this.#memoMask;
     const tags = this.#memoTags;
-    const bytes = this.#memoBytes - tags[i * 4 + 3] + length;
-    // Over budget: keep what is there (a later hit may free room).
-    if (bytes > this.#memoBudget) return value;
+    // The new string always takes entry i (the latest read is the likelier
+    // to be read again); entries swept round-robin make room past the
+    // budget. Each entry is cleared at most once per admission, so the
+    // sweep costs O(1) amortised.
+    this.#memoBytes += length - tags[i * 4 + 3];
     tags[i * 4] = slot;
     tags[i * 4 + 1] = meta[1];
     tags[i * 4 + 2] = meta[2];
     tags[i * 4 + 3] = length;
-    this.#memoBytes = bytes;
     this.#memoVal[i] = value;
+    while (this.#memoBytes > this.#memoBudget) {
+      const j = this.#memoSweep;
+      this.#memoSweep = (j + 1) & this.#memoMask;
+      if (j === i) continue;
+      this.#memoBytes -= tags[j * 4 + 3];
+      tags[j * 4] = 0xffff_ffff;
+      tags[j * 4 + 3] = 0;
+      this.#memoVal[j] = undefined;
+    }
     return value;
   }
 
@@ -492,8 +504,10 @@ export class SharedCache implements Disposable {
   ): boolean {
     const handle = this.#open();
     const ttl = entryTtl(ttlMs);
-    const n = this.#encodeKey(key);
+    // The value first: encoding it may run the caller's toJSON, which may
+    // use this cache and so overwrite the key buffer.
     const len = this.#codec.encode(value);
+    const n = this.#encodeKey(key);
     if (len < 0) {
       throw new RangeError(
         `value for key ${describeKey(key)} is ${

@@ -119,8 +119,11 @@ export class Codec {
           buf.set(value, 1);
           return value.byteLength + 1;
         }
+        // JSON.stringify may run the caller's toJSON, which may use the
+        // cache and so this buffer: the text first, then the buffer.
+        const text = jsonText(value);
         buf[0] = TAG_JSON;
-        return this.#text(jsonText(value));
+        return this.#text(text);
       }
       default:
         throw new TypeError(`cannot cache a value of type ${typeof value}`);

@@ -83,6 +83,7 @@ test "the shared library round-trips through its C ABI" {
     memo[e] = meta[0];
     memo[e + 1] = meta[1];
     memo[e + 2] = meta[2];
+    memo[e + 3] = 3; // the value's length
     @memset(&io_value, 0);
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
     try std.testing.expectEqual(@as(u32, 1), meta[3]);

@@ -118,14 +118,17 @@ fn write_slot(h: *Handle, index: u32, hash: u64, key: []const u8, value: []const
     @atomicStore(u8, &s.state, region.slot_free, .monotonic);
     sys.compiler_barrier();
     fault(h, if (kind == .fresh) .insert_after_free_mark else .overwrite_after_free_mark);
-    const stamp = header.stamp_next;
+    // The stamp is unique to this write of this slot, so a reader's (slot,
+    // stamp) pair names these exact bytes; lib/cache.ts keys its decoded-
+    // string memo on it. stamp_next only grows (rebuild raises it past
+    // every stamp it finds); should the file say otherwise (corruption),
+    // the slot's own stamp still grows with every write. The slot's old
+    // stamp is read under the lock: only writers write it.
+    const previous = @atomicLoad(u64, &s.stamp, .monotonic);
+    const stamp = @max(header.stamp_next, previous +% 1);
     header.stamp_next = stamp +% 1;
     @atomicStore(u64, &s.hash, hash, .monotonic);
     @atomicStore(u64, &s.expires_ns, expires_ns, .monotonic);
-    // The stamp is unique to this write of this slot (stamp_next only
-    // grows: rebuild raises it past every stamp it finds), so a reader's
-    // (slot, stamp) pair names these exact bytes; lib/cache.ts keys its
-    // decoded-string memo on it.
     @atomicStore(u64, &s.stamp, stamp, .monotonic);
     @atomicStore(u32, &s.key_len, @intCast(key.len), .monotonic);
     @atomicStore(u32, &s.value_len, @intCast(value.len), .monotonic);
@@ -152,15 +155,13 @@ const Probe = union(enum) {
     garbage,
 };
 
-/// Looks `key` up without any lock. Everything read is bounds-checked
-/// before use; the caller decides by the seqlock whether to believe it.
-/// `out` null only tests presence.
 /// Where a hit was found: the slot and the stamp of the write that filled
 /// it (see write_slot), both read under the seqlock with the value.
 pub const Hit = struct {
     /// In: the caller's memo of values it already holds, 4 u32 per entry
-    /// (slot, stamp low, stamp high, unused), direct-mapped by slot; its
-    /// length is a power of two times 4, or 0. Caller memory, not shared.
+    /// (slot, stamp low, stamp high, value length), direct-mapped by slot;
+    /// its length is a power of two times 4, or 0. Caller memory, not
+    /// shared.
     memo: []const u32 = &.{},
     index: u32 = 0,
     stamp: u64 = 0,
@@ -169,15 +170,21 @@ pub const Hit = struct {
     memo_hit: bool = false,
 };
 
-/// Whether the memo entry for slot `si` names the write `stamp`.
-fn memo_matches(memo: []const u32, si: u32, stamp: u64) bool {
+/// Whether the memo entry for slot `si` names the write `stamp` of a value
+/// of `value_len` bytes. The length is redundant while stamps are unique;
+/// it keeps a corrupt stamp from making the caller decode a value of
+/// another length than the one it holds.
+fn memo_matches(memo: []const u32, si: u32, stamp: u64, value_len: u32) bool {
     if (memo.len == 0) return false;
     const mask: u32 = @intCast(memo.len / 4 - 1);
     const e = @as(usize, si & mask) * 4;
     return memo[e] == si and memo[e + 1] == @as(u32, @truncate(stamp)) and
-        memo[e + 2] == @as(u32, @truncate(stamp >> 32));
+        memo[e + 2] == @as(u32, @truncate(stamp >> 32)) and memo[e + 3] == value_len;
 }
 
+/// Looks `key` up without any lock. Everything read is bounds-checked
+/// before use; the caller decides by the seqlock whether to believe it.
+/// `out` null only tests presence.
 fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit: *Hit) Probe {
     const tag = region.hash_tag(hash);
     const mask = h.geo.table_capacity - 1;
@@ -207,7 +214,7 @@ fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit: *Hit) Pr
                 // A retry after a failed validation recomputes this, so a
                 // validated memo_hit is about the same write as index and
                 // stamp: no value bytes needed.
-                hit.memo_hit = memo_matches(hit.memo, si, stamp);
+                hit.memo_hit = memo_matches(hit.memo, si, stamp, value_len);
                 if (out) |buf| if (!hit.memo_hit) {
                     @memcpy(buf[0..value_len], h.slot_value(si)[0..value_len]);
                 };
@@ -890,4 +897,20 @@ test "a hit's (slot, stamp) changes with every write of the slot, never with a r
         seen[n] = now.stamp;
         n += 1;
     }
+}
+
+test "a slot's stamp grows with every write even if the file's stamp_next went back" {
+    const t = try TestRegion.init(4, 8, 8);
+    defer t.deinit();
+    const h = &t.handle;
+    var out: [8]u8 = undefined;
+    try insert(h, "a", "1", -1, .set);
+    var first: Hit = .{};
+    _ = (try lookup(h, "a", &out, &first)).?;
+    h.header().stamp_next = 1; // corrupt: back to the start
+    try insert(h, "a", "2", -1, .set);
+    var second: Hit = .{};
+    _ = (try lookup(h, "a", &out, &second)).?;
+    try testing.expectEqual(first.index, second.index);
+    try testing.expect(second.stamp > first.stamp);
 }
