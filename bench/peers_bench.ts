@@ -40,8 +40,9 @@ import { Buffer } from "node:buffer";
 import { rmSync } from "node:fs";
 import process from "node:process";
 import { do_not_optimize, measure } from "mitata";
-import { SharedCache } from "../mod.ts";
-import { Codec, encodeKey } from "../lib/codec.ts";
+import { SharedCache, type SharedCacheOptions } from "../mod.ts";
+import { Codec, encodeKey, KEY_TAG_STRING } from "../lib/codec.ts";
+import { Status } from "../lib/errors.ts";
 import { loadNative } from "../lib/ffi/load.ts";
 import type { NativeHandle } from "../lib/ffi/symbols.ts";
 import {
@@ -376,14 +377,26 @@ interface Step {
   prototype?: boolean;
 }
 
+/** The decode memo's hit rate over the Zipf stream: memoHits / hits of one pass of `cache.get`. */
+interface MemoRate {
+  /** The first pass after open, the memo empty. */
+  firstPass: number;
+  /** The next pass, with no write in between: the memo's steady state. */
+  warm: number;
+}
+
 /**
  * The steps of shm-cache's get and set, each alone, on the same Zipf key
  * stream, through the library's codec and its native binding. A second
  * native handle on the same region is opened here for the raw calls (the
  * cache's own handle is private), with the geometry `SharedCache.open`
- * passes (limits + 1 for the codec's tag byte).
+ * passes (limits + 1 for the codec's tag byte), and bound to buffers of its
+ * own (shmc_bind) like the library's, so the steps call shmc_get/shmc_put
+ * exactly as `cache.get`/`cache.set` do. Its memo is bound empty: its
+ * lookups always copy, and what a memo hit saves is measured by the two
+ * `cache.get` steps, memo on and off.
  */
-async function hitPathSteps(dir: string): Promise<{ steps: Step[]; close: () => void }> {
+function hitPathSteps(dir: string): { steps: Step[]; memo: MemoRate; close: () => void } {
   const native = loadNative();
   const enc = new TextEncoder();
   const dirBytes = enc.encode(dir);
@@ -410,24 +423,47 @@ async function hitPathSteps(dir: string): Promise<{ steps: Step[]; close: () => 
   if (h === null || h === 0) throw new Error(`hit path: shmc_open failed with status ${status[0]}`);
   const handle = h as NativeHandle;
 
-  const keyBuf = new Uint8Array(SHM_GEOMETRY.maxKeyBytes + 1);
+  // Each bound buffer over an ArrayBuffer of its own, at a fixed address
+  // (lib/cache.ts does the same; a small on-heap typed array may move).
+  const keyBuf = new Uint8Array(new ArrayBuffer(SHM_GEOMETRY.maxKeyBytes + 1));
   // The library's codec, as SharedCache uses it: one buffer that the native
-  // lookup copies into and decode reads from.
+  // lookup copies into, decode reads from and shmc_put writes from.
   const codec = new Codec(SHM_GEOMETRY.maxValueBytes);
   const valBuf: Uint8Array = codec.buf;
   const valNode = Buffer.from(valBuf.buffer, valBuf.byteOffset, valBuf.byteLength);
+  const meta = new Uint32Array(new ArrayBuffer(16));
+  const noMemo = new Uint32Array(new ArrayBuffer(16));
+  const bound = native.shmc_bind(
+    handle,
+    keyBuf,
+    keyBuf.length,
+    valBuf,
+    valBuf.length,
+    meta,
+    noMemo,
+    0,
+  );
+  if (bound !== 0) throw new Error(`hit path: shmc_bind failed with status ${-bound}`);
   // Every key encoded ahead, to call the native side without the encode.
   const encoded = ids.map((id) => {
     const b = new Uint8Array(SHM_GEOMETRY.maxKeyBytes + 1);
     return b.subarray(0, encodeKey("user:" + id, b, SHM_GEOMETRY.maxKeyBytes));
   });
   const lengths = encoded.map((b) => b.length);
-  const valueLength = native.shmc_lookup(handle, encoded[0], lengths[0], valBuf, valBuf.length);
+  keyBuf.set(encoded[0]);
+  const valueLength = native.shmc_get(handle, lengths[0], 1);
   if (codec.decode(valueLength) !== STRING_64) throw new Error("hit path: the raw lookup missed");
-  const setCodec = new Codec(SHM_GEOMETRY.maxValueBytes);
-  const setBuf: Uint8Array = setCodec.buf;
-  const setLength = setCodec.encode(STRING_64);
+  // What shmc_put stores: the bound value buffer holds the encoded string
+  // (the same bytes every lookup of a "user:" key copies in).
+  const setLength = codec.encode(STRING_64);
+  if (setLength !== valueLength) throw new Error("hit path: the encoded value differs in length");
   const valueCodec = new Codec(SHM_GEOMETRY.maxValueBytes);
+
+  const open = (extra: Partial<SharedCacheOptions>) =>
+    SharedCache.open("peers", { capacity: CAPACITY, ...SHM_GEOMETRY, dir, ...extra });
+  const cache = open({});
+  const cacheNoMemo = open({ decodeCacheBytes: 0 });
+  const memo = memoRate(cache);
 
   const ctx = {
     ids,
@@ -436,28 +472,35 @@ async function hitPathSteps(dir: string): Promise<{ steps: Step[]; close: () => 
     native,
     handle,
     keyBuf,
-    valBuf,
     valNode,
     encoded,
     lengths,
     encodeKey,
     codec,
     valueCodec,
-    setBuf,
     setLength,
     STRING_64,
+    KEY_TAG_STRING,
     TOO_LONG: 0xffff,
     maxKey: SHM_GEOMETRY.maxKeyBytes,
     extra: {
+      // Never read here, but the native handle writes into it on every
+      // hit: it must live as long as the steps do.
+      meta,
+      noMemo,
       td: new TextDecoder(),
-      cache: SharedCache.open("peers", { capacity: CAPACITY, ...SHM_GEOMETRY, dir }),
+      te: new TextEncoder(),
+      keyPayload: keyBuf.subarray(1),
+      cache,
+      cacheNoMemo,
+      encBuf: new Uint8Array(SHM_GEOMETRY.maxValueBytes + 1),
     } as Record<string, unknown>,
   };
   /** A step whose body sets `v`; `r` is the key's rank. The function returns `v` (for the checks). */
   const stepBody = (id: string, label: string, body: string, prototype = false): Step => {
     const source = `"use strict";
-      const { ids, seq, dno, native, handle, keyBuf, valBuf, valNode, encoded, lengths, encodeKey, codec, valueCodec,
-              setBuf, setLength, STRING_64, TOO_LONG, maxKey, extra } = ctx;
+      const { ids, seq, dno, native, handle, keyBuf, valNode, encoded, lengths, encodeKey, codec,
+              valueCodec, setLength, STRING_64, KEY_TAG_STRING, TOO_LONG, maxKey, extra } = ctx;
       let i = 0;
       return () => { i = (i + 1) & ${
       STREAM - 1
@@ -466,29 +509,43 @@ async function hitPathSteps(dir: string): Promise<{ steps: Step[]; close: () => 
   };
   const step = (id: string, label: string, expr: string, prototype = false) =>
     stepBody(id, label, `v = ${expr};`, prototype);
+  // The raw native steps need the key in the bound key buffer. Rather than
+  // a second FFI path (raw shmc_lookup through pointers resolved once) they
+  // copy the pre-encoded key in, so they call shmc_get/shmc_put exactly as
+  // the library does; that copy is measured alone ("key-copy") and the
+  // breakdown subtracts it from "native-lookup" and "native-insert".
   const steps: Step[] = [
     step("key-build", 'key build: "user:" + id', `"user:" + ids[r]`),
     step(
       "key-build-encode",
-      "key build + encodeKey (lib/codec.ts)",
+      "key build + encodeKey (lib/codec.ts) into the bound key buffer",
       `encodeKey("user:" + ids[r], keyBuf, maxKey)`,
     ),
     step(
+      "key-copy",
+      "copy of the pre-encoded key into the bound key buffer (subtracted below)",
+      `(keyBuf.set(encoded[r]), lengths[r])`,
+    ),
+    step(
       "ffi-call",
-      "FFI call alone: shmc_lookup with an over-long key length (returns at once)",
-      `native.shmc_lookup(handle, keyBuf, TOO_LONG, valBuf, valBuf.length)`,
+      "FFI call alone: shmc_get with an over-long key length (returns at once)",
+      `native.shmc_get(handle, TOO_LONG, 1)`,
     ),
-    step(
+    stepBody(
       "native-lookup",
-      "FFI + native lookup, no copy (pre-encoded key)",
-      `native.shmc_lookup(handle, encoded[r], lengths[r], null, 0)`,
+      "key copy + FFI + native lookup, no copy out (shmc_get, want_value 0)",
+      `keyBuf.set(encoded[r]); v = native.shmc_get(handle, lengths[r], 0);`,
+    ),
+    stepBody(
+      "native-lookup-copy",
+      "key copy + FFI + native lookup + copy of the 65-byte value (shmc_get)",
+      `keyBuf.set(encoded[r]); v = native.shmc_get(handle, lengths[r], 1);`,
     ),
     step(
-      "native-lookup-copy",
-      "FFI + native lookup + copy of the 65-byte value",
-      `native.shmc_lookup(handle, encoded[r], lengths[r], valBuf, valBuf.length)`,
+      "decode",
+      "decode of the 64-byte string (lib/codec.ts Codec#decode): what a memo miss pays",
+      `codec.decode(65)`,
     ),
-    step("decode", "decode of the 64-byte string (lib/codec.ts Codec#decode)", `codec.decode(65)`),
     step(
       "set-encode-value",
       "set: Codec#encode of the 64-byte string",
@@ -496,45 +553,45 @@ async function hitPathSteps(dir: string): Promise<{ steps: Step[]; close: () => 
     ),
     step(
       "ffi-call-insert",
-      "set: FFI call alone: shmc_insert with an over-long key length (returns at once)",
-      `native.shmc_insert(handle, keyBuf, TOO_LONG, setBuf, setLength, -1, 0)`,
+      "set: FFI call alone: shmc_put with an over-long key length (returns at once)",
+      `native.shmc_put(handle, TOO_LONG, setLength, -1, 0)`,
     ),
-    step(
+    stepBody(
       "native-insert",
-      "set: FFI + native insert (overwrite, pre-encoded key and value)",
-      `native.shmc_insert(handle, encoded[r], lengths[r], setBuf, setLength, -1, 0)`,
+      "set: key copy + FFI + native insert (overwrite; shmc_put, value already encoded)",
+      `keyBuf.set(encoded[r]); v = native.shmc_put(handle, lengths[r], setLength, -1, 0);`,
     ),
-    // The whole get on a SharedCache of its own (same region), without the
-    // contender wrapper the peer table goes through.
+    // The whole get and set on SharedCaches of their own (same region),
+    // without the contender wrapper the peer table goes through.
     step(
       "get-direct",
-      "cache.get, called directly (no benchmark wrapper)",
+      "cache.get, called directly (decode memo on, the default)",
       `extra.cache.get("user:" + ids[r])`,
     ),
-    // The library's pieces composed inline: cache.get without its method
-    // layers, to size the JS glue.
-    stepBody(
-      "proto-get-inline",
-      "prototype: get composed inline from the library's pieces (encodeKey, shmc_lookup, Codec#decode)",
-      `const n = encodeKey("user:" + ids[r], keyBuf, maxKey);
-       const rc = native.shmc_lookup(handle, keyBuf, n, valBuf, valBuf.length);
-       v = rc >= 0 ? codec.decode(rc) : undefined;`,
-      true,
+    step(
+      "get-direct-nomemo",
+      "cache.get, called directly, decodeCacheBytes: 0 (memo off)",
+      `extra.cacheNoMemo.get("user:" + ids[r])`,
     ),
-    // A decoded-value memo: if the native lookup also reported the slot and
-    // its write stamp (an ABI addition; the slot's stamp already changes on
-    // every write), a string value decoded before could be returned as is.
-    // Estimated here with the rank standing in for the slot and an always
-    // valid stamp: the cost of the lookup, the copy and the check.
-    stepBody(
-      "proto-get-memo",
-      "prototype: get with a decoded-string memo validated by a slot stamp (estimate; needs a native stamp)",
-      `const n = encodeKey("user:" + ids[r], keyBuf, maxKey);
-       const rc = native.shmc_lookup(handle, keyBuf, n, valBuf, valBuf.length);
-       v = rc >= 0 ? (extra.memoStamp[r] === 1 ? extra.memo[r] : codec.decode(rc)) : undefined;`,
-      true,
+    step(
+      "set-direct",
+      "cache.set (overwrite), called directly",
+      `extra.cache.set("user:" + ids[r], STRING_64)`,
     ),
     // Bench-only alternatives of single steps.
+    step(
+      "ref-key-first-read",
+      "reference: key build + one charCodeAt (the first read of the key's characters)",
+      `("user:" + ids[r]).charCodeAt(4)`,
+      true,
+    ),
+    stepBody(
+      "proto-key-encodeinto",
+      "prototype: key build + TextEncoder.encodeInto instead of encodeKey's charCodeAt loop",
+      `keyBuf[0] = KEY_TAG_STRING;
+       v = extra.te.encodeInto("user:" + ids[r], extra.keyPayload).written + 1;`,
+      true,
+    ),
     stepBody(
       "proto-encode-value-loop",
       "prototype: set's value encode as a charCodeAt loop for ASCII (like encodeKey)",
@@ -560,139 +617,89 @@ async function hitPathSteps(dir: string): Promise<{ steps: Step[]; close: () => 
     step(
       "proto-decode-textdecoder",
       "reference: TextDecoder.decode of the 64 bytes",
-      `extra.td.decode(valBuf.subarray(1, 65))`,
+      `extra.td.decode(valNode.subarray(1, 65))`,
       true,
     ),
   ];
-  Object.assign(ctx.extra, {
-    encBuf: new Uint8Array(SHM_GEOMETRY.maxValueBytes + 1),
-    memo: ids.map(() => STRING_64),
-    memoStamp: new Uint8Array(ids.length).fill(1),
-  });
-
-  // FFI with pointers resolved once, instead of a typed array per argument
-  // (the same library file that lib/ffi/load.ts opened).
-  const libPath = process.env.SHM_CACHE_LIB ||
-    new URL("../zig/zig-out/lib/libshm_cache.so", import.meta.url).pathname;
-  let closeExtra = () => {};
-  // Pointers made once must stay put: under Bun a small typed array's
-  // storage can move after ptr() (a cached pointer then reads stale bytes),
-  // so these buffers are views of ArrayBuffers of their own.
-  const pinned = new Uint8Array(new ArrayBuffer(4096), 0, SHM_GEOMETRY.maxKeyBytes + 1);
-  const pinnedVal = new Uint8Array(new ArrayBuffer(SHM_GEOMETRY.maxValueBytes + 1));
-  const pinnedKeys = new Uint8Array(new ArrayBuffer(ids.length * (SHM_GEOMETRY.maxKeyBytes + 1)));
-  const pinnedEncoded = encoded.map((b, i) => {
-    const at = i * (SHM_GEOMETRY.maxKeyBytes + 1);
-    pinnedKeys.set(b, at);
-    return pinnedKeys.subarray(at, at + b.length);
-  });
-  Object.assign(ctx.extra, {
-    pinned,
-    pinnedVal,
-    pinnedNode: Buffer.from(pinnedVal.buffer, 0, pinnedVal.byteLength),
-  });
-  const fastGet = (decodeExpr: string) =>
-    `const n = encodeKey("user:" + ids[r], extra.pinned, maxKey);
-     const rc = extra.lookup(handle, extra.keyPtr, n, extra.valPtr, extra.pinnedVal.length);
-     v = rc >= 0 ? ${decodeExpr} : undefined;`;
-  if (runtime === "bun") {
-    const ffiName = "bun:ffi";
-    const ffi = await import(ffiName);
-    const lib = ffi.dlopen(libPath, {
-      shmc_lookup: { args: ["ptr", "ptr", "u32", "ptr", "u32"], returns: "i32" },
-    });
-    Object.assign(ctx.extra, {
-      lookup: lib.symbols.shmc_lookup,
-      keyPtrs: pinnedEncoded.map((b) => ffi.ptr(b)),
-      keyPtr: ffi.ptr(pinned),
-      valPtr: ffi.ptr(pinnedVal),
-      CString: ffi.CString,
-    });
-    steps.push(
-      step(
-        "proto-ffi-numeric-pointers",
-        "prototype: FFI + lookup + copy, pointers passed as numbers (bun:ffi ptr() once)",
-        `extra.lookup(handle, extra.keyPtrs[r], lengths[r], extra.valPtr, extra.pinnedVal.length)`,
-        true,
-      ),
-      step(
-        "proto-decode-cstring",
-        "prototype: decode with bun:ffi CString(ptr, 1, 64)",
-        `new extra.CString(extra.valPtr, 1, 64).toString()`,
-        true,
-      ),
-      stepBody(
-        "proto-get-fast",
-        "prototype: get with numeric pointers and utf8Slice decode",
-        fastGet("extra.pinnedNode.utf8Slice(1, rc)"),
-        true,
-      ),
-    );
-    closeExtra = () => lib.close();
-  } else {
-    // deno-lint-ignore no-explicit-any
-    const D = (globalThis as any).Deno;
-    const lib = D.dlopen(libPath, {
-      shmc_lookup: { parameters: ["pointer", "pointer", "u32", "pointer", "u32"], result: "i32" },
-    });
-    Object.assign(ctx.extra, {
-      lookup: lib.symbols.shmc_lookup,
-      keyPtrs: pinnedEncoded.map((b) => D.UnsafePointer.of(b)),
-      keyPtr: D.UnsafePointer.of(pinned),
-      valPtr: D.UnsafePointer.of(pinnedVal),
-    });
-    steps.push(
-      step(
-        "proto-ffi-pointer-objects",
-        "prototype: FFI + lookup + copy, Deno pointer objects made once",
-        `extra.lookup(handle, extra.keyPtrs[r], lengths[r], extra.valPtr, extra.pinnedVal.length)`,
-        true,
-      ),
-      stepBody(
-        "proto-get-fast",
-        "prototype: get with pointer objects made once and utf8Slice decode",
-        fastGet("extra.pinnedNode.utf8Slice(1, rc)"),
-        true,
-      ),
-    );
-    closeExtra = () => lib.close();
-  }
-  // Every step that yields a hit's value must yield the right one, on many keys.
-  native.shmc_lookup(handle, encoded[0], lengths[0], pinnedVal, pinnedVal.length);
-  for (const st of steps) {
-    if (
-      !st.id.startsWith("proto-get") && !/^(decode|get-direct)$/.test(st.id) &&
-      !st.id.startsWith("proto-decode")
-    ) {
-      continue;
-    }
-    for (let n = 0; n < 2_000; n++) {
-      const got = st.fn();
-      if (got !== STRING_64) {
-        throw new Error(`hit path step ${st.id} returned ${JSON.stringify(got)}`);
-      }
-    }
-  }
-  for (
-    const st of steps.filter((x) =>
-      x.id.startsWith("proto-ffi") || x.id.startsWith("native-lookup")
-    )
-  ) {
-    for (let n = 0; n < 2_000; n++) {
-      const rc = st.fn();
-      if (rc !== (st.id === "native-lookup" ? 65 : 65)) {
-        throw new Error(`hit path step ${st.id} returned ${rc}`);
-      }
-    }
-  }
+  checkSteps(steps, keyBuf);
   return {
     steps,
+    memo,
     close: () => {
-      (ctx.extra.cache as SharedCache).close();
-      closeExtra();
+      cache.close();
+      cacheNoMemo.close();
       native.shmc_close(handle);
     },
   };
+}
+
+/** Every step must do what its label says, on many keys of the stream, or the run stops (`keyBuf`: the bound key buffer). */
+function checkSteps(steps: Step[], keyBuf: Uint8Array): void {
+  const expect: Record<string, (v: unknown) => boolean> = {
+    "ffi-call": (v) => v === -Status.invalidArgument,
+    "ffi-call-insert": (v) => v === -Status.invalidArgument,
+    "native-lookup": (v) => v === 65,
+    "native-lookup-copy": (v) => v === 65,
+    "native-insert": (v) => v === 0,
+    "set-direct": (v) => v === undefined,
+    "proto-encode-value-loop": (v) => v === 65,
+    "ref-key-first-read": (v) => v === ":".charCodeAt(0),
+  };
+  // The key prototype must write what encodeKey writes.
+  const proto = steps.find((st) => st.id === "proto-key-encodeinto");
+  if (proto !== undefined) {
+    const known = new Set(ids.map((id) => "user:" + id));
+    const mine = new Uint8Array(keyBuf.length);
+    for (let n = 0; n < 2_000; n++) {
+      const len = proto.fn() as number;
+      const key = String.fromCharCode(...keyBuf.subarray(1, len));
+      const same = known.has(key) && encodeKey(key, mine, keyBuf.length - 1) === len &&
+        mine.subarray(0, len).every((x, j) => x === keyBuf[j]);
+      if (!same) throw new Error(`hit path step ${proto.id} wrote ${JSON.stringify(key)}`);
+    }
+  }
+  // The steps that yield a hit's value; decode and the prototypes read the
+  // bound value buffer, which the lookups above leave holding the value.
+  for (
+    const id of [
+      "decode",
+      "get-direct",
+      "get-direct-nomemo",
+      "proto-decode-utf8slice",
+      "proto-decode-latin1slice",
+      "proto-decode-textdecoder",
+    ]
+  ) {
+    expect[id] = (v) => v === STRING_64;
+  }
+  for (const st of steps) {
+    const ok = expect[st.id];
+    if (ok === undefined) continue;
+    for (let n = 0; n < 2_000; n++) {
+      const got = st.fn();
+      if (!ok(got)) throw new Error(`hit path step ${st.id} returned ${JSON.stringify(got)}`);
+    }
+  }
+}
+
+/**
+ * The memo's hit rate over the whole Zipf stream on `cache` (just opened,
+ * its memo empty): a first pass, then a second one with no write in
+ * between, from the deltas of stats().memoHits over stats().hits.
+ */
+function memoRate(cache: SharedCache): MemoRate {
+  const pass = () => {
+    const before = cache.stats();
+    for (let i = 0; i < STREAM; i++) {
+      if (cache.get("user:" + ids[stream[i]]) !== STRING_64) {
+        throw new Error(`hit path: memo pass missed "user:${ids[stream[i]]}"`);
+      }
+    }
+    const after = cache.stats();
+    return (after.memoHits - before.memoHits) / (after.hits - before.hits);
+  };
+  const firstPass = pass();
+  return { firstPass, warm: pass() };
 }
 
 // ---------------------------------------------------------------- the run
@@ -727,6 +734,7 @@ async function main(): Promise<void> {
   const dir = freshDir();
   let redis: RedisServer | undefined;
   const contenders: Contender[] = [];
+  let path: Awaited<ReturnType<typeof hitPathSteps>> | undefined;
   try {
     if (WANTED.includes("redis")) {
       if (redisServerPath() === undefined) {
@@ -746,7 +754,7 @@ async function main(): Promise<void> {
     }
     process.stderr.write(`${runtime} ${runtimeVersion}; cache files in ${dir}\n`);
     for (const c of contenders) process.stderr.write(`  ${c.id} ${c.version}: ${c.config}\n`);
-    const path = WANTED.includes("shm-cache") ? await hitPathSteps(dir) : undefined;
+    path = WANTED.includes("shm-cache") ? await hitPathSteps(dir) : undefined;
 
     const loopbackRttUs = redis === undefined ? undefined : await loopbackRtt(redis.port);
     const compiled = new Map<string, AnyFn>();
@@ -825,7 +833,7 @@ async function main(): Promise<void> {
       prototype: st.prototype === true,
       ns: spread(perRound.get(`step|${st.id}`)!.map((x) => x.p50)),
     })) ?? [];
-    const breakdown = steps.length > 0 ? hitBreakdown(steps, results) : undefined;
+    const breakdown = steps.length > 0 ? hitBreakdown(steps, results, path?.memo) : undefined;
 
     const versions: Record<string, string> = {};
     for (const s of contenders) versions[s.id] = s.version;
@@ -858,6 +866,7 @@ async function main(): Promise<void> {
     writeResult(OUT, data);
     printTables(results, ratios, steps, breakdown);
   } finally {
+    path?.close();
     for (const s of contenders) await s.close();
     await redis?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -896,10 +905,17 @@ async function loopbackRtt(port: number): Promise<Spread> {
   return spread(rounds);
 }
 
-/** Where a string hit's time goes, from the step measurements (ns, medians). */
+/**
+ * Where a string hit's and an overwrite's time goes, from the step
+ * measurements (ns, medians of rounds). A hit is key build + key encode +
+ * FFI call + native lookup + (memo miss share x (value copy + value
+ * decode)) + remainder, with the memo's warm hit rate over the stream; the
+ * same without the memo pays the copy and the decode on every hit.
+ */
 function hitBreakdown(
   steps: { id: string; ns: Spread }[],
   results: OpResult[],
+  memo: MemoRate | undefined,
 ): Record<string, number> {
   const at = (id: string) => steps.find((s) => s.id === id)?.ns.median ?? NaN;
   const get =
@@ -909,32 +925,46 @@ function hitBreakdown(
       .median ?? NaN;
   const keyBuild = at("key-build");
   const keyEncode = at("key-build-encode") - keyBuild;
+  // The raw native steps copy the pre-encoded key into the bound buffer
+  // first (see hitPathSteps); that copy is not part of the library's call.
+  const keyCopy = at("key-copy");
   const ffi = at("ffi-call");
-  const lookup = at("native-lookup") - ffi;
+  const lookup = at("native-lookup") - keyCopy - ffi;
   const copy = at("native-lookup-copy") - at("native-lookup");
   const decodeNs = at("decode");
+  const memoHitRate = memo?.warm ?? NaN;
+  const memoMissShare = 1 - memoHitRate;
+  const memoMissCost = memoMissShare * (copy + decodeNs);
   const direct = at("get-direct");
-  const rest = direct - keyBuild - keyEncode - at("native-lookup-copy") - decodeNs;
+  const directNoMemo = at("get-direct-nomemo");
+  const shared = keyBuild + keyEncode + ffi + lookup;
   const valueEncode = at("set-encode-value");
-  const insert = at("native-insert");
   const insertFfi = at("ffi-call-insert");
+  const insert = at("native-insert") - keyCopy - insertFfi;
+  const setDirect = at("set-direct");
   return {
     getTotal: get,
     getDirect: direct,
+    getDirectNoMemo: directNoMemo,
     keyBuild,
     keyEncode,
+    keyCopy,
     ffiCall: ffi,
     nativeLookup: lookup,
     valueCopy: copy,
     valueDecode: decodeNs,
-    remainder: rest,
-    methodLayers: direct - at("proto-get-inline"),
+    memoHitRate,
+    memoHitRateFirstPass: memo?.firstPass ?? NaN,
+    memoMissShare,
+    memoMissCost,
+    remainder: direct - shared - memoMissCost,
+    remainderNoMemo: directNoMemo - shared - copy - decodeNs,
     setTotal: set,
+    setDirect,
     setValueEncode: valueEncode,
-    setFfiAndNativeInsert: insert,
     setFfiCall: insertFfi,
-    setNativeInsert: insert - insertFfi,
-    setRemainder: set - keyBuild - keyEncode - valueEncode - insert,
+    setNativeInsert: insert,
+    setRemainder: setDirect - keyBuild - keyEncode - valueEncode - insertFfi - insert,
   };
 }
 
@@ -973,19 +1003,45 @@ function printTables(
   }
   if (breakdown !== undefined) {
     const b = breakdown;
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    const peer = (c: ContenderId) =>
+      results.find((r) => r.op === "get-hit-string" && r.contender === c)?.ns.median;
     out.push(
-      `\nhit path cost: get ${fmtNs(b.getDirect)} (called directly; ${
+      `\nhit path cost, memo on: get ${fmtNs(b.getDirect)} (called directly; ${
         fmtNs(b.getTotal)
       } through the peer wrapper) = key build ${fmtNs(b.keyBuild)} + key encode ${
         fmtNs(b.keyEncode)
-      } + FFI call ${fmtNs(b.ffiCall)} + native lookup ${fmtNs(b.nativeLookup)} + value copy ${
-        fmtNs(b.valueCopy)
-      } + value decode ${fmtNs(b.valueDecode)} + remainder ${fmtNs(b.remainder)} (of which ${
-        fmtNs(b.methodLayers)
-      } are cache.get's method layers; the rest is what the steps cost together and not apart)`,
+      } + FFI call ${fmtNs(b.ffiCall)} + native lookup ${fmtNs(b.nativeLookup)} + memo misses ${
+        pct(b.memoMissShare)
+      } x (value copy ${fmtNs(b.valueCopy)} + value decode ${fmtNs(b.valueDecode)}) = ${
+        fmtNs(b.memoMissCost)
+      } + remainder ${fmtNs(b.remainder)}`,
+      `hit path cost, memo off: get ${
+        fmtNs(b.getDirectNoMemo)
+      } = the same up to the native lookup + value copy ${fmtNs(b.valueCopy)} + value decode ${
+        fmtNs(b.valueDecode)
+      } + remainder ${fmtNs(b.remainderNoMemo)}`,
+      `decode memo hit rate over the Zipf stream: ${pct(b.memoHitRate)} once warm (${
+        pct(b.memoHitRateFirstPass)
+      } on the first pass after open); the remainders are what the steps cost together and not apart (method layers, the memo's bookkeeping, garbage)`,
     );
+    const map = peer("Map"), lmdb = peer("lmdb");
+    const vs = (ns: number) =>
+      [
+        lmdb === undefined ? "" : `lmdb ${(lmdb / ns).toFixed(2)}x its throughput`,
+        map === undefined ? "" : `${(ns / map).toFixed(2)}x Map's time`,
+      ].filter((x) => x !== "").join(", ");
+    if (map !== undefined || lmdb !== undefined) {
+      out.push(
+        `direct gets against the peers (peer figures through the wrapper): memo on ${
+          vs(b.getDirect)
+        }; memo off ${vs(b.getDirectNoMemo)}`,
+      );
+    }
     out.push(
-      `set cost: set ${fmtNs(b.setTotal)} = key build+encode ${
+      `set cost: set ${fmtNs(b.setDirect)} (called directly; ${
+        fmtNs(b.setTotal)
+      } through the peer wrapper) = key build+encode ${
         fmtNs(b.keyBuild + b.keyEncode)
       } + value encode ${fmtNs(b.setValueEncode)} + FFI call ${
         fmtNs(b.setFfiCall)
