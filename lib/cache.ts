@@ -406,22 +406,23 @@ export class SharedCache implements Disposable {
     const n = this.#encodeKey(key);
     const rc = this.#native.shmc_get(handle, n, 1);
     if (rc >= 0) {
-      // A longer value never enters the memo, so it never matches there.
-      return rc <= MEMO_VALUE_BYTES_MAX ? this.#decodeSmall(rc) : this.#codec.decode(rc);
+      const meta = this.#meta;
+      // The native side found this handle's memo entry for this exact
+      // write (slot and stamp, and length) and copied nothing.
+      if (meta[3] !== 0) {
+        this.#memoHits++;
+        return this.#memoVal[meta[0] & this.#memoMask];
+      }
+      return this.#decodeRead(rc);
     }
     if (rc === -Status.miss || rc === -Status.lockTimeout) return undefined;
     return this.#fail(rc, "get");
   }
 
-  /** The value just read (`length` bytes), through the memo for short strings. */
-  #decodeSmall(length: number): unknown {
+  /** Decodes the value just copied (`length` bytes); a short string also enters the memo. */
+  #decodeRead(length: number): unknown {
+    if (length > MEMO_VALUE_BYTES_MAX) return this.#codec.decode(length);
     const meta = this.#meta;
-    // The native side found the memo entry for this exact write and
-    // copied nothing.
-    if (meta[3] !== 0) {
-      this.#memoHits++;
-      return this.#memoVal[meta[0] & this.#memoMask];
-    }
     if (this.#memoMask < 0 || this.#val[0] !== TAG_STRING) return this.#codec.decode(length);
     const value = this.#codec.decode(length) as string;
     const slot = meta[0];
