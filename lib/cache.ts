@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Codec, encodedSize, encodeKey, TAG_STRING } from "./codec.ts";
+import { checkKeyType, Codec, encodedSize, encodeKey, TAG_STRING } from "./codec.ts";
 import { CacheError, errorForStatus, Status } from "./errors.ts";
 import { CacheLock, type LockedOps } from "./guard.ts";
 import { loadNative } from "./ffi/load.ts";
@@ -32,9 +32,10 @@ export interface SharedCacheOptions {
    * 64 MiB). Strings count by their UTF-8 size plus one; only strings of
    * at most 512 UTF-8 bytes are kept. The memo has one entry per 64 bytes of
    * budget (16,384 by default, each also costing about 24 bytes),
-   * direct-mapped by the entry's slot. Every hit checks the entry's write
-   * stamp in shared memory, so a write by any process is seen at once:
-   * never a stale string. Local to this handle; processes need not agree.
+   * direct-mapped by the entry's slot. Every hit checks the entry's
+   * checksum in shared memory, which every write changes, so a write by
+   * any process is seen at once: never a stale string. Local to this
+   * handle; processes need not agree.
    */
   decodeCacheBytes?: number;
 }
@@ -195,16 +196,17 @@ export class SharedCache implements Disposable {
   readonly #name: string;
   readonly #key: Uint8Array;
   readonly #val: Uint8Array;
-  /** Written by shmc_get on a hit: slot, write stamp low, high, memo matched. */
+  /** Written by shmc_get on a hit: slot, slot checksum low, high, memo matched. */
   readonly #meta: Uint32Array;
   readonly #codec: Codec;
   // The decode memo, direct-mapped by slot: entry i holds, in #memoTags
-  // (4 u32 per entry, read by the native side) the slot and the write
-  // stamp (low, high) that #memoVal[i] was decoded from. A stamp is never
-  // reused for another write (zig/src/store.zig write_slot), and shmc_get
-  // compares slot and stamp under the same seqlock validation as the
-  // value it would copy, so meta[3] = 1 means the value bytes are the
-  // ones #memoVal[i] was decoded from. The fourth u32 of an entry is the
+  // (4 u32 per entry, read by the native side) the slot and the slot's
+  // checksum (low, high) when #memoVal[i] was decoded from it. The
+  // checksum covers key, value and the write's stamp, new for every write
+  // (zig/src/store.zig Hit), and shmc_get compares slot and checksum under
+  // the same seqlock validation as the value it would copy, so meta[3] = 1
+  // means the value bytes are the ones #memoVal[i] was decoded from (bar a
+  // 64-bit hash collision between two writes of one slot). The fourth u32 of an entry is the
   // encoded size it holds (tag byte included; the native side checks it
   // too), summed in #memoBytes and kept within #memoBudget. Mask -1 =
   // disabled.
@@ -421,7 +423,11 @@ export class SharedCache implements Disposable {
 
   /** Decodes the value just copied (`length` bytes); a short string also enters the memo. */
   #decodeRead(length: number): unknown {
-    if (length > MEMO_VALUE_BYTES_MAX) return this.#codec.decode(length);
+    // A string larger than the whole budget is not kept (the sweep below
+    // could never make room for it).
+    if (length > MEMO_VALUE_BYTES_MAX || length > this.#memoBudget) {
+      return this.#codec.decode(length);
+    }
     const meta = this.#meta;
     if (this.#memoMask < 0 || this.#val[0] !== TAG_STRING) return this.#codec.decode(length);
     const value = this.#codec.decode(length) as string;
@@ -430,8 +436,10 @@ export class SharedCache implements Disposable {
     const tags = this.#memoTags;
     // The new string always takes entry i (the latest read is the likelier
     // to be read again); entries swept round-robin make room past the
-    // budget. Each entry is cleared at most once per admission, so the
-    // sweep costs O(1) amortised.
+    // budget. Termination: entry i alone holds length <= budget, so while
+    // the total is over budget another entry holds bytes, and one pass of
+    // the sweep reaches it. Each entry is cleared at most once per
+    // admission, so the sweep costs O(1) amortised.
     this.#memoBytes += length - tags[i * 4 + 3];
     tags[i * 4] = slot;
     tags[i * 4 + 1] = meta[1];
@@ -479,11 +487,12 @@ export class SharedCache implements Disposable {
    */
   set(key: string | Uint8Array, value: unknown, options?: SetOptions): void {
     this.#checkUnlocked("set");
-    this.#set(key, value, options?.ttlMs);
+    this.#insert(key, value, options?.ttlMs, INSERT_SET, false);
   }
 
+  /** A set through the lock guard: this handle holds the lock. */
   #set(key: string | Uint8Array, value: unknown, ttlMs: number | undefined): void {
-    this.#insert(key, value, ttlMs, INSERT_SET);
+    this.#insert(key, value, ttlMs, INSERT_SET, true);
   }
 
   /**
@@ -493,7 +502,7 @@ export class SharedCache implements Disposable {
    */
   add(key: string | Uint8Array, value: unknown, options?: SetOptions): boolean {
     this.#checkUnlocked("add");
-    return this.#insert(key, value, options?.ttlMs, INSERT_ADD);
+    return this.#insert(key, value, options?.ttlMs, INSERT_ADD, false);
   }
 
   /** One native insert; false when an add found a live entry or the write was dropped. */
@@ -502,12 +511,17 @@ export class SharedCache implements Disposable {
     value: unknown,
     ttlMs: number | undefined,
     mode: number,
+    guarded: boolean,
   ): boolean {
-    const handle = this.#open();
+    checkKeyType(key);
     const ttl = entryTtl(ttlMs);
     // The value first: encoding it may run the caller's toJSON, which may
-    // use this cache and so overwrite the key buffer.
+    // use this cache (overwriting its buffers), lock it, or close it. So
+    // nothing is written to the buffers before, and the state is checked
+    // after.
     const len = this.#codec.encode(value);
+    if (!guarded) this.#checkUnlocked(mode === INSERT_ADD ? "add" : "set");
+    const handle = this.#open();
     const n = this.#encodeKey(key);
     if (len < 0) {
       throw new RangeError(

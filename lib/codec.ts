@@ -234,7 +234,16 @@ export function encodeKey(key: string | Uint8Array, buf: Uint8Array, limit: numb
     buf.set(key, 1);
     return key.byteLength + 1;
   }
-  throw new TypeError(
+  throw keyTypeError(key);
+}
+
+/** Throws the `TypeError` for a key that is neither a string nor a Uint8Array. */
+export function checkKeyType(key: unknown): asserts key is string | Uint8Array {
+  if (typeof key !== "string" && !(key instanceof Uint8Array)) throw keyTypeError(key);
+}
+
+function keyTypeError(key: unknown): TypeError {
+  return new TypeError(
     `key must be a string or a Uint8Array, got ${key === null ? "null" : typeof key}`,
   );
 }

@@ -193,6 +193,74 @@ test(
 );
 
 test(
+  "budgets smaller than a string never hang a get",
+  async () => {
+    for (const budget of [1, 2, 63, 64, 65, 100, 500, 513]) {
+      await withHandles(1, { decodeCacheBytes: budget }, ([cache]) => {
+        for (const value of ["x", "y".repeat(100), "z".repeat(512)]) {
+          cache.set("k", value);
+          for (let i = 0; i < 3; i++) assert.equal(cache.get("k"), value);
+        }
+        const fits = ["x", "y".repeat(100), "z".repeat(512)]
+          .filter((v) => v.length + 1 <= budget).length;
+        assert.equal(cache.stats().memoHits, 2 * fits, `budget ${budget}`);
+      })();
+    }
+  },
+  { timeoutMs: 20_000 },
+);
+
+test(
+  "a toJSON that closes or locks the cache makes the set throw, not crash",
+  withHandles(1, {}, ([cache]) => {
+    let guard: { release(): void } | undefined;
+    const locking = {
+      toJSON() {
+        guard = cache.lock();
+        return { a: 1 };
+      },
+    };
+    assert.throws(
+      () => cache.set("k", locking),
+      (e: unknown) => (e as { code?: string }).code === "LockHeld",
+    );
+    guard!.release();
+    const closing = {
+      toJSON() {
+        cache.close();
+        return { a: 1 };
+      },
+    };
+    assert.throws(
+      () => cache.set("k", closing),
+      (e: unknown) => (e as { code?: string }).code === "Closed",
+    );
+  }),
+);
+
+test(
+  "a bad key is reported before the value is looked at",
+  withHandles(1, {}, ([cache]) => {
+    let ran = false;
+    const value = {
+      toJSON() {
+        ran = true;
+        return 1;
+      },
+    };
+    assert.throws(
+      () => cache.set(42 as unknown as string, value),
+      /key must be a string or a Uint8Array, got number/,
+    );
+    assert.throws(
+      () => cache.set(null as unknown as string, () => 1),
+      /key must be a string or a Uint8Array, got null/,
+    );
+    assert.equal(ran, false);
+  }),
+);
+
+test(
   "a toJSON that uses the cache does not disturb the set that runs it",
   withHandles(1, {}, ([cache]) => {
     cache.set("other", "x");

@@ -150,11 +150,10 @@ fn io_key(hd: *const Handle, key_len: u32) ?[]const u8 {
 
 /// Looks the bound key up. want_value 1 copies the value into the bound
 /// value buffer (a get), 0 does not (a has). On a hit writes meta[0] = the
-/// slot, meta[1], meta[2] = the low and high halves of the slot's write
-/// stamp (the pair names these exact value bytes until the slot is written
-/// again: store.zig write_slot), and meta[3] = 1 when the bound memo's
-/// entry for the slot names that write, in which case the value was not
-/// copied. Returns the value's length or -status.
+/// slot, meta[1], meta[2] = the low and high halves of the slot's checksum
+/// (which names the write that was read: store.Hit), and meta[3] = 1 when
+/// the bound memo's entry for the slot names that write, in which case the
+/// value was not copied. Returns the value's length or -status.
 export fn shmc_get(h: ?*anyopaque, key_len: u32, want_value: u32) i32 {
     const hd = handle(h);
     if (forked(hd)) return neg(.forked);
@@ -164,8 +163,8 @@ export fn shmc_get(h: ?*anyopaque, key_len: u32, want_value: u32) i32 {
     if (rc >= 0) {
         const meta = hd.io_meta.?;
         meta[0] = hit.index;
-        meta[1] = @truncate(hit.stamp);
-        meta[2] = @truncate(hit.stamp >> 32);
+        meta[1] = @truncate(hit.check);
+        meta[2] = @truncate(hit.check >> 32);
         meta[3] = @intFromBool(hit.memo_hit);
     }
     return rc;

@@ -56,7 +56,7 @@ test "the shared library round-trips through its C ABI" {
     try std.testing.expectEqualStrings("value-1", out[0..7]);
     try std.testing.expectEqual(@as(i32, -1), lookup(h, "nope", 4, &out, out.len));
 
-    // The bound-buffer calls: lengths only, the slot and stamp in meta.
+    // The bound-buffer calls: lengths only, the slot and its checksum in meta.
     const bind = try symbol(lib, BindFn, "shmc_bind");
     const get = try symbol(lib, GetFn, "shmc_get");
     const put = try symbol(lib, PutFn, "shmc_put");
@@ -74,10 +74,10 @@ test "the shared library round-trips through its C ABI" {
     @memset(&io_value, 0);
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
     try std.testing.expectEqualStrings("abc", io_value[0..3]);
-    const stamp = meta[1];
+    const check = meta[1];
     try std.testing.expectEqual(@as(u32, 0), meta[3]);
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 0));
-    try std.testing.expectEqual(stamp, meta[1]);
+    try std.testing.expectEqual(check, meta[1]);
     // With the write in the memo, a get reports it and copies nothing.
     const e = (meta[0] & 1) * 4;
     memo[e] = meta[0];
@@ -88,12 +88,12 @@ test "the shared library round-trips through its C ABI" {
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
     try std.testing.expectEqual(@as(u32, 1), meta[3]);
     try std.testing.expectEqual(@as(u8, 0), io_value[0]);
-    // A new write of the slot: a new stamp, so the memo no longer matches.
+    // A new write of the slot: a new checksum, so the memo no longer matches.
     @memcpy(io_value[0..3], "xyz");
     try std.testing.expectEqual(@as(i32, 0), put(h, 2, 3, -1, 0));
     @memset(&io_value, 0);
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
-    try std.testing.expect(meta[1] != stamp);
+    try std.testing.expect(meta[1] != check);
     try std.testing.expectEqual(@as(u32, 0), meta[3]);
     try std.testing.expectEqualStrings("xyz", io_value[0..3]);
     try std.testing.expectEqual(@as(i32, -2), get(h, io_key.len + 1, 1)); // longer than the bound buffer

@@ -118,14 +118,10 @@ fn write_slot(h: *Handle, index: u32, hash: u64, key: []const u8, value: []const
     @atomicStore(u8, &s.state, region.slot_free, .monotonic);
     sys.compiler_barrier();
     fault(h, if (kind == .fresh) .insert_after_free_mark else .overwrite_after_free_mark);
-    // The stamp is unique to this write of this slot, so a reader's (slot,
-    // stamp) pair names these exact bytes; lib/cache.ts keys its decoded-
-    // string memo on it. stamp_next only grows (rebuild raises it past
-    // every stamp it finds); should the file say otherwise (corruption),
-    // the slot's own stamp still grows with every write. The slot's old
-    // stamp is read under the lock: only writers write it.
-    const previous = @atomicLoad(u64, &s.stamp, .monotonic);
-    const stamp = @max(header.stamp_next, previous +% 1);
+    // A new stamp for every write: stamp_next only grows (rebuild raises it
+    // past every stamp it finds). The stamp goes into the checksum, so two
+    // writes of the same bytes into one slot differ there too (see Hit).
+    const stamp = header.stamp_next;
     header.stamp_next = stamp +% 1;
     @atomicStore(u64, &s.hash, hash, .monotonic);
     @atomicStore(u64, &s.expires_ns, expires_ns, .monotonic);
@@ -155,31 +151,36 @@ const Probe = union(enum) {
     garbage,
 };
 
-/// Where a hit was found: the slot and the stamp of the write that filled
-/// it (see write_slot), both read under the seqlock with the value.
+/// Where a hit was found and which write it read: the slot and the slot's
+/// checksum, both read under the seqlock with the value. The checksum
+/// covers the key, the value and the write's stamp (a new one for every
+/// write), so two reads that see the same (slot, check) saw the same bytes,
+/// unless 64-bit Wyhash collides. That holds even in a corrupt file whose
+/// stamps repeat: equal bytes then still mean equal checksums and unequal
+/// bytes unequal ones. A validated read only sees committed slots, whose
+/// checksum was written after their bytes (write_slot).
 pub const Hit = struct {
     /// In: the caller's memo of values it already holds, 4 u32 per entry
-    /// (slot, stamp low, stamp high, value length), direct-mapped by slot;
+    /// (slot, check low, check high, value length), direct-mapped by slot;
     /// its length is a power of two times 4, or 0. Caller memory, not
     /// shared.
     memo: []const u32 = &.{},
     index: u32 = 0,
-    stamp: u64 = 0,
+    check: u64 = 0,
     /// Out: the memo entry of `index` names this exact write, so the value
     /// was not copied (the caller already holds it decoded).
     memo_hit: bool = false,
 };
 
-/// Whether the memo entry for slot `si` names the write `stamp` of a value
-/// of `value_len` bytes. The length is redundant while stamps are unique;
-/// it keeps a corrupt stamp from making the caller decode a value of
-/// another length than the one it holds.
-fn memo_matches(memo: []const u32, si: u32, stamp: u64, value_len: u32) bool {
+/// Whether the memo entry for slot `si` names the write with checksum
+/// `check` of a value of `value_len` bytes (the length is redundant but
+/// cheap: a caller never decodes a length other than the one it holds).
+fn memo_matches(memo: []const u32, si: u32, check: u64, value_len: u32) bool {
     if (memo.len == 0) return false;
     const mask: u32 = @intCast(memo.len / 4 - 1);
     const e = @as(usize, si & mask) * 4;
-    return memo[e] == si and memo[e + 1] == @as(u32, @truncate(stamp)) and
-        memo[e + 2] == @as(u32, @truncate(stamp >> 32)) and memo[e + 3] == value_len;
+    return memo[e] == si and memo[e + 1] == @as(u32, @truncate(check)) and
+        memo[e + 2] == @as(u32, @truncate(check >> 32)) and memo[e + 3] == value_len;
 }
 
 /// Looks `key` up without any lock. Everything read is bounds-checked
@@ -208,13 +209,13 @@ fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit: *Hit) Pr
                 const expires = @atomicLoad(u64, &s.expires_ns, .monotonic);
                 if (expires != 0 and sys.now_ns() >= expires) return .expired;
                 if (out) |buf| if (value_len > buf.len) return .garbage;
-                const stamp = @atomicLoad(u64, &s.stamp, .monotonic);
+                const check = @atomicLoad(u64, &s.checksum, .monotonic);
                 hit.index = si;
-                hit.stamp = stamp;
+                hit.check = check;
                 // A retry after a failed validation recomputes this, so a
                 // validated memo_hit is about the same write as index and
-                // stamp: no value bytes needed.
-                hit.memo_hit = memo_matches(hit.memo, si, stamp, value_len);
+                // check: no value bytes needed.
+                hit.memo_hit = memo_matches(hit.memo, si, check, value_len);
                 if (out) |buf| if (!hit.memo_hit) {
                     @memcpy(buf[0..value_len], h.slot_value(si)[0..value_len]);
                 };
@@ -246,7 +247,7 @@ pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8, hit: *Hit) LookupError!?u
         const s1 = seqlock.load_acquire(header);
         if (s1 & 1 == 0) {
             const result = probe(h, hash, key, out, hit);
-            // Validated: the value, hit.index and hit.stamp were read
+            // Validated: the value, hit.index and hit.check were read
             // together, between two writes.
             if (seqlock.validate(header, s1)) return count_read(h, result, hit.index, out != null);
         }
@@ -850,7 +851,7 @@ test "SIEVE keeps visited entries over unvisited ones" {
     try testing.expectEqual(@as(u64, 1), h.header().evictions);
 }
 
-test "a hit's (slot, stamp) changes with every write of the slot, never with a read" {
+test "a hit's (slot, check) changes with every write of the slot, never with a read" {
     const t = try TestRegion.init(4, 8, 8);
     defer t.deinit();
     const h = &t.handle;
@@ -868,7 +869,7 @@ test "a hit's (slot, stamp) changes with every write of the slot, never with a r
     const first = Read.hit(h, "a", &out);
     try testing.expectEqual(first, Read.hit(h, "a", &out));
     // Overwrites (in place), removes, clears, evictions and a rebuild all
-    // hand out stamps that were never handed out before.
+    // give checks never seen before (each write has a new stamp).
     var round: u32 = 0;
     while (round < 12) : (round += 1) {
         switch (round % 4) {
@@ -892,25 +893,28 @@ test "a hit's (slot, stamp) changes with every write of the slot, never with a r
             },
         }
         const now = Read.hit(h, "a", &out);
-        try testing.expect(now.stamp != first.stamp);
-        for (seen[0..n]) |old| try testing.expect(old != now.stamp);
-        seen[n] = now.stamp;
+        try testing.expect(now.check != first.check);
+        for (seen[0..n]) |old| try testing.expect(old != now.check);
+        seen[n] = now.check;
         n += 1;
     }
 }
 
-test "a slot's stamp grows with every write even if the file's stamp_next went back" {
+test "a hit's check tells writes apart even if the file's stamps repeat" {
     const t = try TestRegion.init(4, 8, 8);
     defer t.deinit();
     const h = &t.handle;
     var out: [8]u8 = undefined;
-    try insert(h, "a", "1", -1, .set);
-    var first: Hit = .{};
-    _ = (try lookup(h, "a", &out, &first)).?;
-    h.header().stamp_next = 1; // corrupt: back to the start
-    try insert(h, "a", "2", -1, .set);
-    var second: Hit = .{};
-    _ = (try lookup(h, "a", &out, &second)).?;
-    try testing.expectEqual(first.index, second.index);
-    try testing.expect(second.stamp > first.stamp);
+    var hits: [3]Hit = @splat(.{});
+    // Corrupt: every write gets stamp 7.
+    for ([_][]const u8{ "1", "2", "1" }, 0..) |v, i| {
+        h.header().stamp_next = 7;
+        try insert(h, "a", v, -1, .set);
+        _ = (try lookup(h, "a", &out, &hits[i])).?;
+        try testing.expectEqual(@as(u64, 7), h.slot(hits[i].index).stamp);
+    }
+    try testing.expectEqual(hits[0].index, hits[1].index);
+    try testing.expect(hits[1].check != hits[0].check);
+    // The same bytes with the same stamp: the same check, rightly.
+    try testing.expectEqual(hits[0].check, hits[2].check);
 }
