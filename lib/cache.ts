@@ -31,11 +31,11 @@ export interface SharedCacheOptions {
    * decoding it again (default 1 MiB = 1,048,576; 0 turns it off; at most
    * 64 MiB). Strings count by their UTF-8 size plus one; only strings of
    * at most 512 UTF-8 bytes are kept. The memo has one entry per 64 bytes of
-   * budget (16,384 by default, each also costing about 24 bytes),
-   * direct-mapped by the entry's slot. Every hit checks the entry's
-   * checksum in shared memory, which every write changes, so a write by
-   * any process is seen at once: never a stale string. Local to this
-   * handle; processes need not agree.
+   * budget (16,384 by default, each also costing about 32 bytes),
+   * direct-mapped by the entry's slot. Every hit checks the entry's write
+   * stamp (and checksum) in shared memory, which every write renews, so a
+   * write by any process is seen at once: never a stale string. Local to
+   * this handle; processes need not agree.
    */
   decodeCacheBytes?: number;
 }
@@ -104,6 +104,10 @@ const DEFAULT_DECODE_CACHE_BYTES = 1 << 20;
 const DECODE_CACHE_BYTES_MAX = 1 << 26;
 /** Budget bytes per memo entry: 1 MiB gives 16,384 entries. */
 const DECODE_CACHE_BYTES_PER_ENTRY = 64;
+/** u32 per memo entry: slot, length, stamp low/high, checksum low/high (zig/src/store.zig memo_stride). */
+const MEMO_STRIDE = 6;
+/** u32 that shmc_get reports a hit in (zig/src/exports.zig meta_len_min). */
+const META_LEN = 8;
 /** The largest encoded string (tag byte included) the decode memo keeps. */
 const MEMO_VALUE_BYTES_MAX = 513;
 
@@ -196,20 +200,19 @@ export class SharedCache implements Disposable {
   readonly #name: string;
   readonly #key: Uint8Array;
   readonly #val: Uint8Array;
-  /** Written by shmc_get on a hit: slot, slot checksum low, high, memo matched. */
+  /** Written by shmc_get on a hit: slot, memo matched, stamp low/high, checksum low/high, 0, 0. */
   readonly #meta: Uint32Array;
   readonly #codec: Codec;
   // The decode memo, direct-mapped by slot: entry i holds, in #memoTags
-  // (4 u32 per entry, read by the native side) the slot and the slot's
-  // checksum (low, high) when #memoVal[i] was decoded from it. The
-  // checksum covers key, value and the write's stamp, new for every write
-  // (zig/src/store.zig Hit), and shmc_get compares slot and checksum under
-  // the same seqlock validation as the value it would copy, so meta[3] = 1
-  // means the value bytes are the ones #memoVal[i] was decoded from (bar a
-  // 64-bit hash collision between two writes of one slot). The fourth u32 of an entry is the
-  // encoded size it holds (tag byte included; the native side checks it
-  // too), summed in #memoBytes and kept within #memoBudget. Mask -1 =
-  // disabled.
+  // (MEMO_STRIDE u32 per entry, read by the native side), the slot, the
+  // encoded length, and the write's stamp and the slot's checksum (low,
+  // high) when #memoVal[i] was decoded from it. Every write takes a new
+  // stamp (zig/src/store.zig write_slot; the checksum, over key, value and
+  // stamp, guards a corrupt file whose stamps repeat), and shmc_get
+  // compares them under the same seqlock validation as the value it would
+  // copy, so meta[1] = 1 means the value bytes are the ones #memoVal[i]
+  // was decoded from. The lengths are summed in #memoBytes and kept
+  // within #memoBudget. Mask -1 = disabled.
   readonly #memoMask: number;
   readonly #memoTags: Uint32Array;
   #memoVal: (string | undefined)[];
@@ -245,17 +248,17 @@ export class SharedCache implements Disposable {
     this.#key = new Uint8Array(new ArrayBuffer(options.maxKeyBytes + 1));
     this.#codec = new Codec(options.maxValueBytes);
     this.#val = this.#codec.buf;
-    this.#meta = new Uint32Array(new ArrayBuffer(16));
+    this.#meta = new Uint32Array(new ArrayBuffer(META_LEN * 4));
     const budget = options.decodeCacheBytes ?? DEFAULT_DECODE_CACHE_BYTES;
     const size = budget === 0
       ? 0
       : 2 ** Math.ceil(Math.log2(Math.max(1, budget / DECODE_CACHE_BYTES_PER_ENTRY)));
     this.#memoMask = size - 1;
     this.#memoBudget = budget;
-    this.#memoTags = new Uint32Array(new ArrayBuffer(Math.max(size, 1) * 16));
+    this.#memoTags = new Uint32Array(new ArrayBuffer(Math.max(size, 1) * MEMO_STRIDE * 4));
     // Slot 0xffffffff is never a slot (capacity <= 2^26): an empty entry,
     // holding 0 bytes.
-    for (let i = 0; i < size; i++) this.#memoTags[i * 4] = 0xffff_ffff;
+    for (let i = 0; i < size; i++) this.#memoTags[i * MEMO_STRIDE] = 0xffff_ffff;
     this.#memoVal = new Array(size);
     const rc = native.shmc_bind(
       handle,
@@ -264,6 +267,7 @@ export class SharedCache implements Disposable {
       this.#val,
       this.#val.length,
       this.#meta,
+      META_LEN,
       this.#memoTags,
       size,
     );
@@ -410,8 +414,8 @@ export class SharedCache implements Disposable {
     if (rc >= 0) {
       const meta = this.#meta;
       // The native side found this handle's memo entry for this exact
-      // write (slot and stamp, and length) and copied nothing.
-      if (meta[3] !== 0) {
+      // write (slot, length, stamp and checksum) and copied nothing.
+      if (meta[1] !== 0) {
         this.#memoHits++;
         return this.#memoVal[meta[0] & this.#memoMask];
       }
@@ -434,25 +438,28 @@ export class SharedCache implements Disposable {
     const slot = meta[0];
     const i = slot & this.#memoMask;
     const tags = this.#memoTags;
+    const t = i * MEMO_STRIDE;
     // The new string always takes entry i (the latest read is the likelier
     // to be read again); entries swept round-robin make room past the
     // budget. Termination: entry i alone holds length <= budget, so while
     // the total is over budget another entry holds bytes, and one pass of
     // the sweep reaches it. Each entry is cleared at most once per
     // admission, so the sweep costs O(1) amortised.
-    this.#memoBytes += length - tags[i * 4 + 3];
-    tags[i * 4] = slot;
-    tags[i * 4 + 1] = meta[1];
-    tags[i * 4 + 2] = meta[2];
-    tags[i * 4 + 3] = length;
+    this.#memoBytes += length - tags[t + 1];
+    tags[t] = slot;
+    tags[t + 1] = length;
+    tags[t + 2] = meta[2];
+    tags[t + 3] = meta[3];
+    tags[t + 4] = meta[4];
+    tags[t + 5] = meta[5];
     this.#memoVal[i] = value;
     while (this.#memoBytes > this.#memoBudget) {
       const j = this.#memoSweep;
       this.#memoSweep = (j + 1) & this.#memoMask;
       if (j === i) continue;
-      this.#memoBytes -= tags[j * 4 + 3];
-      tags[j * 4] = 0xffff_ffff;
-      tags[j * 4 + 3] = 0;
+      this.#memoBytes -= tags[j * MEMO_STRIDE + 1];
+      tags[j * MEMO_STRIDE] = 0xffff_ffff;
+      tags[j * MEMO_STRIDE + 1] = 0;
       this.#memoVal[j] = undefined;
     }
     return value;

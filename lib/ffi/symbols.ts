@@ -30,14 +30,14 @@ export const symbols = {
     parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"],
     result: "i32",
   },
-  // i32 shmc_bind(void* h, u8* key, u32 key_cap, u8* value, u32 value_cap, u32 meta[4],
-  //                const u32* memo /* 4 per entry */, u32 memo_entries)
+  // i32 shmc_bind(void* h, u8* key, u32 key_cap, u8* value, u32 value_cap, u32* meta, u32 meta_len /* >= 8 */,
+  //                const u32* memo /* 6 per entry */, u32 memo_entries)
   shmc_bind: {
-    parameters: ["pointer", "buffer", "u32", "buffer", "u32", "buffer", "buffer", "u32"],
+    parameters: ["pointer", "buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer", "u32"],
     result: "i32",
   },
-  // i32 shmc_get(void* h, u32 key_len, u32 want_value) -- bound buffers;
-  // meta = slot, stamp lo, stamp hi, 1 if the memo entry matched (value not copied)
+  // i32 shmc_get(void* h, u32 key_len, u32 want_value) -- bound buffers; on a hit meta =
+  // slot, 1 if the memo entry matched (value not copied), stamp lo, hi, checksum lo, hi, 0, 0
   shmc_get: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   // i32 shmc_put(void* h, u32 key_len, u32 value_len, f64 ttl_ms, u32 mode) -- bound buffers
   shmc_put: { parameters: ["pointer", "u32", "u32", "f64", "u32"], result: "i32" },
@@ -74,7 +74,7 @@ export const symbols = {
 } as const;
 
 /** The ABI version this binding expects (zig/src/exports.zig abi_version). */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** An opaque native handle (a Deno pointer object or a Bun number). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol } | number | object;
@@ -126,6 +126,7 @@ export interface Native {
     value: Uint8Array,
     valueCap: number,
     meta: Uint32Array,
+    metaLen: number,
     memo: Uint32Array,
     memoEntries: number,
   ): number;

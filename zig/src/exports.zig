@@ -14,7 +14,7 @@ const Handle = @import("handle.zig").Handle;
 const sys = @import("sys.zig");
 
 /// Bumped with any change of a signature below.
-pub const abi_version: u32 = 3;
+pub const abi_version: u32 = 4;
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;
@@ -123,37 +123,44 @@ fn lookup_status(hd: *Handle, key: []const u8, out: ?[]u8, hit: *store.Hit) i32 
 // the buffers alive, and at a fixed address, for as long as it uses the
 // handle; nothing here keeps a pointer past a call otherwise.
 
-/// Binds key[0..key_cap), value[0..value_cap), meta[0..4) and the decode
-/// memo memo[0 .. 4 * memo_entries) to `h` (memo_entries a power of two,
-/// or 0 for none; see store.Hit.memo). 0, or -invalid_argument when a
-/// buffer is missing or memo_entries is not a power of two.
-export fn shmc_bind(h: ?*anyopaque, key: ?[*]u8, key_cap: u32, value: ?[*]u8, value_cap: u32, meta: ?*[4]u32, memo: ?[*]const u32, memo_entries: u32) i32 {
+/// Binds key[0..key_cap), value[0..value_cap), meta[0..meta_len) (at
+/// least meta_len_min) and the decode memo memo[0 .. memo_entries *
+/// store.memo_stride) to `h` (memo_entries a power of two, at most 2^24, or
+/// 0 for none; see store.Hit.memo). 0, or -invalid_argument when a buffer
+/// is missing or a size is out of range.
+export fn shmc_bind(h: ?*anyopaque, key: ?[*]u8, key_cap: u32, value: ?[*]u8, value_cap: u32, meta: ?[*]u32, meta_len: u32, memo: ?[*]const u32, memo_entries: u32) i32 {
     const hd = handle(h);
     const k = key orelse return neg(.invalid_argument);
     const v = value orelse return neg(.invalid_argument);
     const m = meta orelse return neg(.invalid_argument);
+    if (meta_len < meta_len_min) return neg(.invalid_argument);
     if (memo_entries != 0 and (memo == null or !std.math.isPowerOfTwo(memo_entries) or memo_entries > 1 << 24)) {
         return neg(.invalid_argument);
     }
     hd.io_key = k[0..key_cap];
     hd.io_value = v[0..value_cap];
-    hd.io_meta = m;
-    hd.io_memo = if (memo_entries == 0) &.{} else memo.?[0 .. @as(usize, memo_entries) * 4];
+    hd.io_meta = m[0..meta_len_min];
+    hd.io_memo = if (memo_entries == 0) &.{} else memo.?[0 .. @as(usize, memo_entries) * store.memo_stride];
     return 0;
 }
 
+/// shmc_get's report on a hit: [0] slot, [1] 1 when the memo matched (the
+/// value was not copied), [2], [3] the write's stamp (low, high), [4], [5]
+/// the slot's checksum (low, high), [6], [7] zero.
+const meta_len_min = 8;
+
 /// The bound key's first key_len bytes; null when not bound or too long.
 fn io_key(hd: *const Handle, key_len: u32) ?[]const u8 {
-    if (hd.io_meta == null or key_len > hd.io_key.len) return null;
+    if (hd.io_meta.len == 0 or key_len > hd.io_key.len) return null;
     return hd.io_key[0..key_len];
 }
 
 /// Looks the bound key up. want_value 1 copies the value into the bound
-/// value buffer (a get), 0 does not (a has). On a hit writes meta[0] = the
-/// slot, meta[1], meta[2] = the low and high halves of the slot's checksum
-/// (which names the write that was read: store.Hit), and meta[3] = 1 when
-/// the bound memo's entry for the slot names that write, in which case the
-/// value was not copied. Returns the value's length or -status.
+/// value buffer (a get), 0 does not (a has). On a hit fills meta (see
+/// meta_len_min): the slot and the stamp and checksum that name the write
+/// read (store.Hit), and whether the bound memo's entry for the slot names
+/// that write, in which case the value was not copied. Returns the value's
+/// length or -status.
 export fn shmc_get(h: ?*anyopaque, key_len: u32, want_value: u32) i32 {
     const hd = handle(h);
     if (forked(hd)) return neg(.forked);
@@ -161,11 +168,12 @@ export fn shmc_get(h: ?*anyopaque, key_len: u32, want_value: u32) i32 {
     var hit: store.Hit = .{ .memo = if (want_value != 0) hd.io_memo else &.{} };
     const rc = lookup_status(hd, key, if (want_value != 0) hd.io_value else null, &hit);
     if (rc >= 0) {
-        const meta = hd.io_meta.?;
-        meta[0] = hit.index;
-        meta[1] = @truncate(hit.check);
-        meta[2] = @truncate(hit.check >> 32);
-        meta[3] = @intFromBool(hit.memo_hit);
+        hd.io_meta[0..meta_len_min].* = .{
+            hit.index,            @intFromBool(hit.memo_hit),
+            @truncate(hit.stamp), @truncate(hit.stamp >> 32),
+            @truncate(hit.check), @truncate(hit.check >> 32),
+            0,                    0,
+        };
     }
     return rc;
 }

@@ -54,7 +54,7 @@ pub const Handle = struct {
     /// outlive the handle's use; empty until bound.
     io_key: []u8 = &.{},
     io_value: []u8 = &.{},
-    io_meta: ?*[4]u32 = null,
+    io_meta: []u32 = &.{},
     /// The caller's decode memo (store.Hit.memo); empty = none.
     io_memo: []const u32 = &.{},
 

@@ -9,7 +9,7 @@ const InsertFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]const u8, u32, f
 const LookupFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]u8, u32) callconv(.c) i32;
 const RemoveFn = *const fn (?*anyopaque, ?[*]const u8, u32) callconv(.c) i32;
 const VerifyFn = *const fn (?*anyopaque, u32, [*]u8, u32, [*]u32) callconv(.c) i32;
-const BindFn = *const fn (?*anyopaque, ?[*]u8, u32, ?[*]u8, u32, ?*[4]u32, ?[*]const u32, u32) callconv(.c) i32;
+const BindFn = *const fn (?*anyopaque, ?[*]u8, u32, ?[*]u8, u32, ?[*]u32, u32, ?[*]const u32, u32) callconv(.c) i32;
 const GetFn = *const fn (?*anyopaque, u32, u32) callconv(.c) i32;
 const PutFn = *const fn (?*anyopaque, u32, u32, f64, u32) callconv(.c) i32;
 const DelFn = *const fn (?*anyopaque, u32) callconv(.c) i32;
@@ -63,38 +63,36 @@ test "the shared library round-trips through its C ABI" {
     const del = try symbol(lib, DelFn, "shmc_del");
     var io_key: [32]u8 = undefined;
     var io_value: [64]u8 = undefined;
-    var meta: [4]u32 = .{ 0, 0, 0, 0 };
+    var meta: [8]u32 = @splat(0);
     try std.testing.expectEqual(@as(i32, -2), get(h, 2, 1)); // not bound yet
-    var memo: [8]u32 = @splat(0xffff_ffff); // two entries
-    try std.testing.expectEqual(@as(i32, -2), bind(h, &io_key, io_key.len, &io_value, io_value.len, &meta, &memo, 3));
-    try std.testing.expectEqual(@as(i32, 0), bind(h, &io_key, io_key.len, &io_value, io_value.len, &meta, &memo, 2));
+    var memo: [12]u32 = @splat(0xffff_ffff); // two entries of 6
+    try std.testing.expectEqual(@as(i32, -2), bind(h, &io_key, io_key.len, &io_value, io_value.len, &meta, meta.len, &memo, 3));
+    try std.testing.expectEqual(@as(i32, -2), bind(h, &io_key, io_key.len, &io_value, io_value.len, &meta, 4, &memo, 2));
+    try std.testing.expectEqual(@as(i32, 0), bind(h, &io_key, io_key.len, &io_value, io_value.len, &meta, meta.len, &memo, 2));
     @memcpy(io_key[0..2], "k2");
     @memcpy(io_value[0..3], "abc");
     try std.testing.expectEqual(@as(i32, 0), put(h, 2, 3, -1, 0));
     @memset(&io_value, 0);
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
     try std.testing.expectEqualStrings("abc", io_value[0..3]);
-    const check = meta[1];
-    try std.testing.expectEqual(@as(u32, 0), meta[3]);
+    const stamp = meta[2];
+    try std.testing.expectEqual(@as(u32, 0), meta[1]);
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 0));
-    try std.testing.expectEqual(check, meta[1]);
+    try std.testing.expectEqual(stamp, meta[2]);
     // With the write in the memo, a get reports it and copies nothing.
-    const e = (meta[0] & 1) * 4;
-    memo[e] = meta[0];
-    memo[e + 1] = meta[1];
-    memo[e + 2] = meta[2];
-    memo[e + 3] = 3; // the value's length
+    const e = (meta[0] & 1) * 6;
+    memo[e..][0..6].* = .{ meta[0], 3, meta[2], meta[3], meta[4], meta[5] };
     @memset(&io_value, 0);
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
-    try std.testing.expectEqual(@as(u32, 1), meta[3]);
+    try std.testing.expectEqual(@as(u32, 1), meta[1]);
     try std.testing.expectEqual(@as(u8, 0), io_value[0]);
-    // A new write of the slot: a new checksum, so the memo no longer matches.
+    // A new write of the slot: a new stamp, so the memo no longer matches.
     @memcpy(io_value[0..3], "xyz");
     try std.testing.expectEqual(@as(i32, 0), put(h, 2, 3, -1, 0));
     @memset(&io_value, 0);
     try std.testing.expectEqual(@as(i32, 3), get(h, 2, 1));
-    try std.testing.expect(meta[1] != check);
-    try std.testing.expectEqual(@as(u32, 0), meta[3]);
+    try std.testing.expect(meta[2] != stamp);
+    try std.testing.expectEqual(@as(u32, 0), meta[1]);
     try std.testing.expectEqualStrings("xyz", io_value[0..3]);
     try std.testing.expectEqual(@as(i32, -2), get(h, io_key.len + 1, 1)); // longer than the bound buffer
     try std.testing.expectEqual(@as(i32, -2), put(h, 2, io_value.len + 1, -1, 0));

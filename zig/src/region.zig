@@ -23,8 +23,9 @@ const std = @import("std");
 const assert = std.debug.assert;
 
 pub const magic: u64 = 0x4548_4341_434D_4853; // "SHMCACHE", little endian
-/// Changes whenever the layout or the locking protocol changes.
-pub const format: u32 = 3;
+/// Changes whenever the layout, the locking protocol or the slot checksum
+/// changes (4: the checksum is XxHash64).
+pub const format: u32 = 4;
 /// Written last by a creator; a region without it was never finished.
 pub const initialized_done: u32 = 0x494E_4954; // "INIT"
 

@@ -78,7 +78,12 @@ fn fault(h: *const Handle, point: Fault) void {
 
 fn slot_checksum(h: *const Handle, index: u32, state: u8) u64 {
     const s = h.slot(index);
-    var hasher = std.hash.Wyhash.init(checksum_seed);
+    // XxHash64, not Wyhash: Wyhash's multiply can zero its whole state when
+    // an input lane equals one of its public constants, so a value holding
+    // those 8 bytes could make the checksum blind to the bytes before it
+    // (a torn write would pass). XxHash64's rounds multiply by odd
+    // constants, which loses nothing.
+    var hasher = std.hash.XxHash64.init(checksum_seed);
     const fields = [_]u64{
         s.hash,
         s.expires_ns,
@@ -119,8 +124,7 @@ fn write_slot(h: *Handle, index: u32, hash: u64, key: []const u8, value: []const
     sys.compiler_barrier();
     fault(h, if (kind == .fresh) .insert_after_free_mark else .overwrite_after_free_mark);
     // A new stamp for every write: stamp_next only grows (rebuild raises it
-    // past every stamp it finds). The stamp goes into the checksum, so two
-    // writes of the same bytes into one slot differ there too (see Hit).
+    // past every stamp it finds), so (slot, stamp) names this write (Hit).
     const stamp = header.stamp_next;
     header.stamp_next = stamp +% 1;
     @atomicStore(u64, &s.hash, hash, .monotonic);
@@ -151,36 +155,37 @@ const Probe = union(enum) {
     garbage,
 };
 
-/// Where a hit was found and which write it read: the slot and the slot's
-/// checksum, both read under the seqlock with the value. The checksum
-/// covers the key, the value and the write's stamp (a new one for every
-/// write), so two reads that see the same (slot, check) saw the same bytes,
-/// unless 64-bit Wyhash collides. That holds even in a corrupt file whose
-/// stamps repeat: equal bytes then still mean equal checksums and unequal
-/// bytes unequal ones. A validated read only sees committed slots, whose
-/// checksum was written after their bytes (write_slot).
+/// Where a hit was found and which write it read: the slot, the write's
+/// stamp and the slot's checksum, all read under the seqlock with the
+/// value. In a sound file the stamp alone names the write (stamp_next only
+/// grows); the checksum (over key, value and stamp) guards a corrupt file
+/// whose stamps repeat: a false match then needs both to repeat.
 pub const Hit = struct {
-    /// In: the caller's memo of values it already holds, 4 u32 per entry
-    /// (slot, check low, check high, value length), direct-mapped by slot;
-    /// its length is a power of two times 4, or 0. Caller memory, not
-    /// shared.
+    /// In: the caller's memo of values it already holds, `memo_stride` u32
+    /// per entry (slot, value length, stamp low, stamp high, checksum low,
+    /// checksum high), direct-mapped by slot; its length is a power of two
+    /// times memo_stride, or 0. Caller memory, not shared.
     memo: []const u32 = &.{},
     index: u32 = 0,
+    stamp: u64 = 0,
     check: u64 = 0,
     /// Out: the memo entry of `index` names this exact write, so the value
     /// was not copied (the caller already holds it decoded).
     memo_hit: bool = false,
 };
 
-/// Whether the memo entry for slot `si` names the write with checksum
-/// `check` of a value of `value_len` bytes (the length is redundant but
-/// cheap: a caller never decodes a length other than the one it holds).
-fn memo_matches(memo: []const u32, si: u32, check: u64, value_len: u32) bool {
+pub const memo_stride = 6;
+
+/// Whether the memo entry for slot `si` names this write of a value of
+/// `value_len` bytes (the length is redundant but cheap: a caller never
+/// decodes a length other than the one it holds).
+fn memo_matches(memo: []const u32, si: u32, value_len: u32, stamp: u64, check: u64) bool {
     if (memo.len == 0) return false;
-    const mask: u32 = @intCast(memo.len / 4 - 1);
-    const e = @as(usize, si & mask) * 4;
-    return memo[e] == si and memo[e + 1] == @as(u32, @truncate(check)) and
-        memo[e + 2] == @as(u32, @truncate(check >> 32)) and memo[e + 3] == value_len;
+    const mask: u32 = @intCast(memo.len / memo_stride - 1);
+    const e = @as(usize, si & mask) * memo_stride;
+    return memo[e] == si and memo[e + 1] == value_len and
+        memo[e + 2] == @as(u32, @truncate(stamp)) and memo[e + 3] == @as(u32, @truncate(stamp >> 32)) and
+        memo[e + 4] == @as(u32, @truncate(check)) and memo[e + 5] == @as(u32, @truncate(check >> 32));
 }
 
 /// Looks `key` up without any lock. Everything read is bounds-checked
@@ -209,13 +214,15 @@ fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit: *Hit) Pr
                 const expires = @atomicLoad(u64, &s.expires_ns, .monotonic);
                 if (expires != 0 and sys.now_ns() >= expires) return .expired;
                 if (out) |buf| if (value_len > buf.len) return .garbage;
+                const stamp = @atomicLoad(u64, &s.stamp, .monotonic);
                 const check = @atomicLoad(u64, &s.checksum, .monotonic);
                 hit.index = si;
+                hit.stamp = stamp;
                 hit.check = check;
                 // A retry after a failed validation recomputes this, so a
                 // validated memo_hit is about the same write as index and
-                // check: no value bytes needed.
-                hit.memo_hit = memo_matches(hit.memo, si, check, value_len);
+                // stamp and check: no value bytes needed.
+                hit.memo_hit = memo_matches(hit.memo, si, value_len, stamp, check);
                 if (out) |buf| if (!hit.memo_hit) {
                     @memcpy(buf[0..value_len], h.slot_value(si)[0..value_len]);
                 };
@@ -247,7 +254,7 @@ pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8, hit: *Hit) LookupError!?u
         const s1 = seqlock.load_acquire(header);
         if (s1 & 1 == 0) {
             const result = probe(h, hash, key, out, hit);
-            // Validated: the value, hit.index and hit.check were read
+            // Validated: the value, hit.index, stamp and check were read
             // together, between two writes.
             if (seqlock.validate(header, s1)) return count_read(h, result, hit.index, out != null);
         }
@@ -851,7 +858,7 @@ test "SIEVE keeps visited entries over unvisited ones" {
     try testing.expectEqual(@as(u64, 1), h.header().evictions);
 }
 
-test "a hit's (slot, check) changes with every write of the slot, never with a read" {
+test "a hit's (slot, stamp) changes with every write of the slot, never with a read" {
     const t = try TestRegion.init(4, 8, 8);
     defer t.deinit();
     const h = &t.handle;
@@ -869,7 +876,7 @@ test "a hit's (slot, check) changes with every write of the slot, never with a r
     const first = Read.hit(h, "a", &out);
     try testing.expectEqual(first, Read.hit(h, "a", &out));
     // Overwrites (in place), removes, clears, evictions and a rebuild all
-    // give checks never seen before (each write has a new stamp).
+    // give stamps never handed out before.
     var round: u32 = 0;
     while (round < 12) : (round += 1) {
         switch (round % 4) {
@@ -893,28 +900,48 @@ test "a hit's (slot, check) changes with every write of the slot, never with a r
             },
         }
         const now = Read.hit(h, "a", &out);
-        try testing.expect(now.check != first.check);
-        for (seen[0..n]) |old| try testing.expect(old != now.check);
-        seen[n] = now.check;
+        try testing.expect(now.stamp != first.stamp);
+        for (seen[0..n]) |old| try testing.expect(old != now.stamp);
+        seen[n] = now.stamp;
         n += 1;
     }
 }
 
-test "a hit's check tells writes apart even if the file's stamps repeat" {
+test "the memo matches only the write it holds, even if the file's stamps repeat" {
     const t = try TestRegion.init(4, 8, 8);
     defer t.deinit();
     const h = &t.handle;
     var out: [8]u8 = undefined;
-    var hits: [3]Hit = @splat(.{});
+    var memo: [memo_stride * 4]u32 = @splat(0xffff_ffff);
+    const Read = struct {
+        fn hit(hd: *Handle, m: []const u32, buf: []u8) Hit {
+            var x: Hit = .{ .memo = m };
+            _ = (lookup(hd, "a", buf, &x) catch unreachable).?;
+            return x;
+        }
+        fn remember(m: []u32, x: Hit, len: u32) void {
+            const e = (x.index & 3) * memo_stride;
+            m[e..][0..memo_stride].* = .{ x.index, len, @truncate(x.stamp), @truncate(x.stamp >> 32), @truncate(x.check), @truncate(x.check >> 32) };
+        }
+    };
     // Corrupt: every write gets stamp 7.
-    for ([_][]const u8{ "1", "2", "1" }, 0..) |v, i| {
-        h.header().stamp_next = 7;
-        try insert(h, "a", v, -1, .set);
-        _ = (try lookup(h, "a", &out, &hits[i])).?;
-        try testing.expectEqual(@as(u64, 7), h.slot(hits[i].index).stamp);
-    }
-    try testing.expectEqual(hits[0].index, hits[1].index);
-    try testing.expect(hits[1].check != hits[0].check);
-    // The same bytes with the same stamp: the same check, rightly.
-    try testing.expectEqual(hits[0].check, hits[2].check);
+    h.header().stamp_next = 7;
+    try insert(h, "a", "1", -1, .set);
+    const first = Read.hit(h, &memo, &out);
+    try testing.expect(!first.memo_hit);
+    Read.remember(&memo, first, 1);
+    try testing.expect(Read.hit(h, &memo, &out).memo_hit);
+    // Another value of the same length under the same stamp: no match.
+    h.header().stamp_next = 7;
+    try insert(h, "a", "2", -1, .set);
+    const second = Read.hit(h, &memo, &out);
+    try testing.expectEqual(first.index, second.index);
+    try testing.expectEqual(first.stamp, second.stamp);
+    try testing.expect(!second.memo_hit);
+    try testing.expectEqualStrings("2", out[0..1]);
+    // A sound file: every write a new stamp, so even the same bytes again
+    // do not match the memo (they are decoded again, harmlessly).
+    Read.remember(&memo, second, 1);
+    try insert(h, "a", "2", -1, .set);
+    try testing.expect(!Read.hit(h, &memo, &out).memo_hit);
 }
