@@ -431,8 +431,9 @@ function hitPathSteps(dir: string): { steps: Step[]; memo: MemoRate; close: () =
   const codec = new Codec(SHM_GEOMETRY.maxValueBytes);
   const valBuf: Uint8Array = codec.buf;
   const valNode = Buffer.from(valBuf.buffer, valBuf.byteOffset, valBuf.byteLength);
-  const meta = new Uint32Array(new ArrayBuffer(16));
-  const noMemo = new Uint32Array(new ArrayBuffer(16));
+  // shmc_get's report (8 u32, zig/src/exports.zig meta_len_min); no memo.
+  const meta = new Uint32Array(new ArrayBuffer(32));
+  const noMemo = new Uint32Array(new ArrayBuffer(24));
   const bound = native.shmc_bind(
     handle,
     keyBuf,
@@ -440,6 +441,7 @@ function hitPathSteps(dir: string): { steps: Step[]; memo: MemoRate; close: () =
     valBuf,
     valBuf.length,
     meta,
+    meta.length,
     noMemo,
     0,
   );
