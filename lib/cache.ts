@@ -68,7 +68,7 @@ export interface CacheStats {
   rebuilds: number;
   /** Reads of this handle that gave up (as a miss) on a writer stuck beyond `lockTimeoutMs`. */
   readTimeouts: number;
-  /** Writes dropped by this handle because the lock stayed held beyond `lockTimeoutMs`. */
+  /** Writes dropped by this handle: the lock stayed held beyond `lockTimeoutMs`, or (rarely) the key's run in the hash table had no room, as when many keys are crafted to hash alike. */
   droppedWrites: number;
   /** Lock waits of this handle that ran out (dropped writes and refused `lock()` calls). */
   lockTimeouts: number;
@@ -540,7 +540,9 @@ export class SharedCache implements Disposable {
     const rc = this.#native.shmc_put(handle, n, len, ttl, mode);
     if (rc === 0) return true;
     if (rc === -Status.miss && mode === INSERT_ADD) return false;
-    if (rc === -Status.lockTimeout) {
+    // Dropped: the lock stayed held, or the key's probe run in the table
+    // had no room (keys that hash alike; zig/src/table.zig).
+    if (rc === -Status.lockTimeout || rc === -Status.full) {
       this.#droppedWrites++;
       return false;
     }

@@ -19,6 +19,7 @@ export type CacheErrorCode =
   | "NotLocked"
   | "OutOfMemory"
   | "Forked"
+  | "Full"
   | "Closed"
   | "LibraryNotFound";
 
@@ -64,6 +65,7 @@ export const Status = {
   notLocked: 12,
   outOfMemory: 13,
   forked: 14,
+  full: 15,
 } as const;
 
 const CODES: readonly CacheErrorCode[] = [
@@ -82,6 +84,7 @@ const CODES: readonly CacheErrorCode[] = [
   "NotLocked",
   "OutOfMemory",
   "Forked",
+  "Full",
 ];
 
 /** Builds the exception for a non-ok native status (positive code). */

@@ -184,6 +184,40 @@ test("oversized keys and values throw RangeError and lose nothing", () => {
   }
 });
 
+test("keys crafted to share one hash cost a bounded probe; past it writes are dropped and counted", () => {
+  const dir = scratch();
+  try {
+    using cache = SharedCache.open("collide", {
+      capacity: 1024,
+      maxKeyBytes: 32,
+      maxValueBytes: 8,
+      dir,
+    });
+    // Bytes 8..16 equal a constant that zeroes the key hash's state
+    // (Wyhash): every such key of one length has the same hash.
+    const key = (n: number) => {
+      const k = new Uint8Array(24);
+      const view = new DataView(k.buffer);
+      view.setUint32(0, n, true);
+      view.setBigUint64(8, 0xe7037ed1a0b428dbn, true);
+      return k;
+    };
+    for (let n = 0; n < 400; n++) cache.set(key(n), n);
+    const stats = cache.stats();
+    assert.equal(stats.size, 256, "the probe bound (zig/src/table.zig probe_max) caps the run");
+    assert.equal(stats.droppedWrites, 400 - 256);
+    for (let n = 0; n < 400; n++) assert.equal(cache.get(key(n)), n < 256 ? n : undefined);
+    // Other keys are unaffected; overwriting a stored colliding key works.
+    cache.set("plain", "ok");
+    assert.equal(cache.get("plain"), "ok");
+    cache.set(key(7), "again");
+    assert.equal(cache.get(key(7)), "again");
+    assert.ok(cache.verify().ok);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("reopening with other geometry or TTL names the differing field", () => {
   const dir = scratch();
   try {

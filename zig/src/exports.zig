@@ -205,6 +205,7 @@ export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[
         error.Timeout => neg(.lock_timeout),
         error.Corrupt => neg(.corrupt),
         error.Forked => neg(.forked),
+        error.Full => neg(.full),
     };
     return 0;
 }

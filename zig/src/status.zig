@@ -35,6 +35,9 @@ pub const Status = enum(c_int) {
     /// The handle was opened before this process forked from its parent:
     /// its liveness slot and lock belong to the parent. Reopen in the child.
     forked = 14,
+    /// The key's probe run in the table has no room (keys that hash alike
+    /// crowd it); the write was refused and nothing changed.
+    full = 15,
 };
 
 pub fn code(status: Status) c_int {

@@ -196,7 +196,9 @@ fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit: *Hit) Pr
     const mask = h.geo.table_capacity - 1;
     var index = tag & mask;
     var step: u32 = 0;
-    while (step < h.geo.table_capacity) : (step += 1) {
+    // No bucket lies farther from its home (table.zig), so a longer probe
+    // finds nothing: a miss, not garbage.
+    while (step < table.probe_limit(h)) : (step += 1) {
         const b = table.load(h, index);
         if (b == 0) return .miss;
         if (region.bucket_tag(b) == tag) {
@@ -231,7 +233,8 @@ fn probe(h: *const Handle, hash: u64, key: []const u8, out: ?[]u8, hit: *Hit) Pr
         }
         index = (index + 1) & mask;
     }
-    return .garbage;
+    // No bucket lies farther from its home (table.zig).
+    return .miss;
 }
 
 pub const LookupError = error{ TooLarge, Timeout };
@@ -354,7 +357,7 @@ fn find_key(h: *const Handle, hash: u64, key: []const u8) ?Found {
     const mask = h.geo.table_capacity - 1;
     var index = tag & mask;
     var step: u32 = 0;
-    while (step < h.geo.table_capacity) : (step += 1) {
+    while (step < table.probe_limit(h)) : (step += 1) {
         const b = table.load(h, index);
         if (b == 0) return null;
         const si = region.bucket_slot(b);
@@ -370,6 +373,26 @@ fn find_key(h: *const Handle, hash: u64, key: []const u8) ?Found {
 }
 
 const Corrupt = sieve.Corrupt;
+
+/// Whether the probe_limit buckets from `tag`'s home each reference a live
+/// slot whose hash they match, within the probe bound of their own home:
+/// a genuinely crowded run rather than garbage. Bounded: probe_limit slots.
+fn run_consistent(h: *const Handle, tag: u32) bool {
+    const mask = h.geo.table_capacity - 1;
+    var index = table.home(h, tag);
+    var step: u32 = 0;
+    while (step < table.probe_limit(h)) : (step += 1) {
+        const b = table.load(h, index);
+        if (b == 0) return true;
+        const si = region.bucket_slot(b);
+        if (si >= h.geo.capacity) return false;
+        const s = h.slot(si);
+        if (s.state != region.slot_occupied or region.bucket_tag(b) != region.hash_tag(s.hash)) return false;
+        if (table.distance(h, region.bucket_tag(b), index) >= table.probe_limit(h)) return false;
+        index = (index + 1) & mask;
+    }
+    return true;
+}
 
 /// Removes a live entry's links. `state` becomes free first (the commit).
 fn remove_entry(h: *Handle, index: u32, push_free: bool) Corrupt!void {
@@ -423,12 +446,19 @@ fn unexpired(s: *const region.Slot, now_ns: u64) bool {
     return s.expires_ns == 0 or now_ns < s.expires_ns;
 }
 
-fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expires_ns: u64) Corrupt!void {
+fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expires_ns: u64) (Corrupt || error{Full})!void {
     const header = h.header();
     if (header.count > h.geo.capacity or header.high_water > h.geo.capacity) return error.Corrupt;
     if (find_key(h, hash, key)) |found| {
         write_slot(h, found.slot, hash, key, value, expires_ns, .overwrite);
     } else {
+        // Refused before anything is written: no empty bucket within the
+        // probe bound (table.zig). allocate's eviction cannot take that
+        // bucket away: backward shift never fills the run's empty end. A
+        // run of garbage (a corrupt table) is not "full": rebuild.
+        if (!table.has_room(h, region.hash_tag(hash))) {
+            return if (run_consistent(h, region.hash_tag(hash))) error.Full else error.Corrupt;
+        }
         const index = try allocate(h);
         write_slot(h, index, hash, key, value, expires_ns, .fresh);
         try sieve.push_head(h, index);
@@ -439,7 +469,8 @@ fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expi
     header.sets +%= 1;
 }
 
-pub const WriteError = error{ TooLarge, Timeout, Corrupt, Forked, Exists };
+/// Full: the key's probe run has no room (table.zig); nothing was written.
+pub const WriteError = error{ TooLarge, Timeout, Corrupt, Forked, Exists, Full };
 
 /// Expiry for a per-entry TTL: negative = the cache default, 0 = never.
 fn expiry(h: *const Handle, ttl_ms: f64) u64 {
@@ -466,7 +497,8 @@ pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64, mode:
     const header = h.header();
     seqlock.write_begin(header);
     defer seqlock.write_end(header);
-    insert_locked(h, hash, key, value, expires_ns) catch {
+    insert_locked(h, hash, key, value, expires_ns) catch |e| {
+        if (e == error.Full) return error.Full;
         // The file held an inconsistent structure: rebuild it from the
         // live slots and try once more on a consistent one. An add decides
         // again: the damaged table may have hidden a live entry.
@@ -478,7 +510,10 @@ pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64, mode:
                 if (unexpired(s, sys.now_ns()) and !ours) return error.Exists;
             }
         }
-        insert_locked(h, hash, key, value, expires_ns) catch return error.Corrupt;
+        insert_locked(h, hash, key, value, expires_ns) catch |again| return switch (again) {
+            error.Full => error.Full,
+            error.Corrupt => error.Corrupt,
+        };
     };
 }
 
@@ -603,11 +638,12 @@ fn relink(h: *Handle, index: u32) void {
     const s = h.slot(index);
     const key = h.slot_key(index)[0..s.key_len];
     if (find_key(h, s.hash, key) != null) return free_slot(h, index);
-    // Cannot fail: the table was cleared and holds at most capacity keys,
-    // and the list links were reset, so every link is nil or in range.
+    // No room within the probe bound (keys crafted to collide): the entry
+    // is dropped, as an insert would have been refused.
+    if (!table.insert(h, region.hash_tag(s.hash), index)) return free_slot(h, index);
+    // Cannot fail: the list links were reset, so every link is nil or in
+    // range.
     sieve.push_tail(h, index) catch unreachable;
-    const ok = table.insert(h, region.hash_tag(s.hash), index);
-    assert(ok);
     header.count += 1;
 }
 
@@ -699,6 +735,10 @@ fn verify_table(h: *Handle, r: *Report) void {
             r.add("bucket {d} references slot {d} beyond capacity", .{ index, si });
         } else if (region.bucket_tag(b) != region.hash_tag(h.slot(si).hash)) {
             r.add("bucket {d} tag does not match slot {d}", .{ index, si });
+        }
+        const d = table.distance(h, region.bucket_tag(b), index);
+        if (d >= table.probe_limit(h)) {
+            r.add("bucket {d} lies {d} places after its home, beyond the probe bound {d}", .{ index, d, table.probe_limit(h) });
         }
     }
     if (used != header.count) r.add("table has {d} buckets in use, count says {d}", .{ used, header.count });
@@ -944,4 +984,69 @@ test "the memo matches only the write it holds, even if the file's stamps repeat
     Read.remember(&memo, second, 1);
     try insert(h, "a", "2", -1, .set);
     try testing.expect(!Read.hit(h, &memo, &out).memo_hit);
+}
+
+/// Keys whose Wyhash is the same whatever their other bytes: bytes 8..16
+/// of a 24-byte key equal a Wyhash constant, which zeroes its state.
+fn colliding_key(buf: *[24]u8, n: u32) []const u8 {
+    @memset(buf, 0);
+    std.mem.writeInt(u32, buf[0..4], n, .little);
+    std.mem.writeInt(u64, buf[8..16], 0xe7037ed1a0b428db, .little);
+    std.mem.writeInt(u32, buf[16..20], n *% 2654435761, .little);
+    return buf;
+}
+
+test "keys that all hash alike cost a bounded probe and are refused past it" {
+    const t = try TestRegion.init(512, 24, 8);
+    defer t.deinit();
+    const h = &t.handle;
+    var out: [8]u8 = undefined;
+    var kb: [24]u8 = undefined;
+    var kb2: [24]u8 = undefined;
+    try testing.expectEqual(key_hash(colliding_key(&kb, 1)), key_hash(colliding_key(&kb2, 2)));
+    var stored: u32 = 0;
+    var refused: u32 = 0;
+    var n: u32 = 0;
+    while (n < 400) : (n += 1) {
+        if (insert(h, colliding_key(&kb, n), "v", -1, .set)) |_| {
+            stored += 1;
+        } else |e| {
+            try testing.expectEqual(error.Full, e);
+            refused += 1;
+        }
+    }
+    try testing.expectEqual(table.probe_max, stored);
+    try testing.expectEqual(@as(u32, 400 - table.probe_max), refused);
+    // Every stored key is found; a refused one is a miss, within the bound.
+    n = 0;
+    while (n < 400) : (n += 1) {
+        const found = t.get(colliding_key(&kb, n), &out) != null;
+        try testing.expectEqual(n < table.probe_max, found);
+    }
+    // An overwrite of a stored key needs no room.
+    try insert(h, colliding_key(&kb, 3), "w", -1, .set);
+    try testing.expectEqualStrings("w", t.get(colliding_key(&kb, 3), &out).?);
+    try testing.expectEqual(@as(u32, 0), t.problems());
+    // A rebuild keeps them, at most the bound's worth, in bounded time.
+    try acquire(h, std.math.maxInt(u64));
+    seqlock.write_begin(h.header());
+    rebuild(h);
+    seqlock.write_end(h.header());
+    lock.release(h);
+    try testing.expectEqual(table.probe_max, h.header().count);
+    try testing.expectEqual(@as(u32, 0), t.problems());
+}
+
+test "verify reports a bucket beyond the probe bound" {
+    const t = try TestRegion.init(512, 24, 8);
+    defer t.deinit();
+    const h = &t.handle;
+    try insert(h, "a", "1", -1, .set);
+    const found = find_key(h, key_hash("a"), "a").?;
+    const b = table.load(h, found.bucket);
+    // Move the bucket 300 places on (a corrupt file).
+    const far = (found.bucket + 300) & (h.geo.table_capacity - 1);
+    @atomicStore(u64, h.bucket(far), b, .monotonic);
+    @atomicStore(u64, h.bucket(found.bucket), 0, .monotonic);
+    try testing.expect(t.problems() > 0);
 }

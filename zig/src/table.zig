@@ -4,10 +4,17 @@
 //! atomic Monotonic loads, so a lock-free reader never sees a torn bucket;
 //! whether what it saw was current is the seqlock's business.
 //!
-//! Every probe is bounded by table_capacity steps; because the load factor
-//! is at most 1/2 (capacity * 2 <= table_capacity) a consistent table always
-//! has an empty bucket, and an inconsistent one (a corrupt file) ends the
-//! probe at the bound instead of looping.
+//! Invariant: every bucket sits at most `probe_max - 1` places after its
+//! home, so every probe stops after `probe_limit` steps, whatever the keys.
+//! Keys that hash alike (bad luck, or keys crafted against the hash) cost at
+//! most that many steps per lookup, and a rebuild at most that many per
+//! entry: no quadratic blow-up. An insert that finds no empty bucket within
+//! the bound is refused (the write is dropped and counted). At load <= 1/2
+//! (capacity * 2 <= table_capacity) an honest key needs more than 256
+//! steps with a probability far below 2^-40 per insert. Backward-shift
+//! deletion only moves buckets toward their home, so it keeps the
+//! invariant. A corrupt table can break it: probes still stop at the bound,
+//! and verify reports it.
 
 const std = @import("std");
 const assert = std.debug.assert;
@@ -26,13 +33,25 @@ pub inline fn home(h: *const Handle, tag: u32) u32 {
     return tag & (h.geo.table_capacity - 1);
 }
 
+pub const probe_max: u32 = 256;
+
+/// The longest probe: probe_max, or the whole table when it is smaller.
+pub inline fn probe_limit(h: *const Handle) u32 {
+    return @min(probe_max, h.geo.table_capacity);
+}
+
+/// How far bucket `index` (holding `tag`) sits after its home.
+pub inline fn distance(h: *const Handle, tag: u32, index: u32) u32 {
+    return (index -% home(h, tag)) & (h.geo.table_capacity - 1);
+}
+
 /// The bucket that references `slot_index` (whose key hashes to `tag`), or
 /// null. Writers only.
 pub fn find_slot(h: *const Handle, tag: u32, slot_index: u32) ?u32 {
     const mask = h.geo.table_capacity - 1;
     var index = home(h, tag);
     var step: u32 = 0;
-    while (step < h.geo.table_capacity) : (step += 1) {
+    while (step < probe_limit(h)) : (step += 1) {
         const b = load(h, index);
         if (b == 0) return null;
         if (region.bucket_slot(b) == slot_index) return index;
@@ -41,14 +60,26 @@ pub fn find_slot(h: *const Handle, tag: u32, slot_index: u32) ?u32 {
     return null;
 }
 
-/// Inserts a bucket for a key known to be absent. Returns false only when
-/// the table is full, which a consistent region never is (load <= 1/2).
+/// Whether a key with `tag` has an empty bucket within the probe bound.
+pub fn has_room(h: *const Handle, tag: u32) bool {
+    const mask = h.geo.table_capacity - 1;
+    var index = home(h, tag);
+    var step: u32 = 0;
+    while (step < probe_limit(h)) : (step += 1) {
+        if (load(h, index) == 0) return true;
+        index = (index + 1) & mask;
+    }
+    return false;
+}
+
+/// Inserts a bucket for a key known to be absent. False when no bucket
+/// within the probe bound is empty (see has_room).
 pub fn insert(h: *const Handle, tag: u32, slot_index: u32) bool {
     assert(slot_index < h.geo.capacity);
     const mask = h.geo.table_capacity - 1;
     var index = home(h, tag);
     var step: u32 = 0;
-    while (step < h.geo.table_capacity) : (step += 1) {
+    while (step < probe_limit(h)) : (step += 1) {
         if (load(h, index) == 0) {
             store(h, index, region.bucket_make(tag, slot_index));
             return true;
