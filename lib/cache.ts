@@ -489,8 +489,10 @@ export class SharedCache implements Disposable {
   /**
    * Stores `value` under `key`. Throws `RangeError` when the key or the
    * encoded value exceeds the limits (nothing stored is lost). If the writer
-   * lock stays with a live owner beyond `lockTimeoutMs`, the write is
-   * dropped and counted in `stats().droppedWrites`.
+   * lock stays with a live owner beyond `lockTimeoutMs`, or (rarely) a new
+   * key finds no room in its crowded run of the hash table (see the
+   * README's caveats), the write is dropped and counted in
+   * `stats().droppedWrites`.
    */
   set(key: string | Uint8Array, value: unknown, options?: SetOptions): void {
     this.#checkUnlocked("set");
@@ -504,8 +506,9 @@ export class SharedCache implements Disposable {
 
   /**
    * Stores `value` under `key` only if no live entry is there, atomically
-   * across processes. True if it stored. A write dropped on lock timeout
-   * returns false (and counts in `droppedWrites`).
+   * across processes. True if it stored. A write dropped (lock timeout, or
+   * no room in a crowded run of the table, as for `set`) returns false and
+   * counts in `droppedWrites`.
    */
   add(key: string | Uint8Array, value: unknown, options?: SetOptions): boolean {
     this.#checkUnlocked("add");

@@ -14,7 +14,7 @@ const Handle = @import("handle.zig").Handle;
 const sys = @import("sys.zig");
 
 /// Bumped with any change of a signature below.
-pub const abi_version: u32 = 4;
+pub const abi_version: u32 = 5;
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;
