@@ -68,7 +68,7 @@ export interface CacheStats {
   rebuilds: number;
   /** Reads of this handle that gave up (as a miss) on a writer stuck beyond `lockTimeoutMs`. */
   readTimeouts: number;
-  /** Writes dropped by this handle: the lock stayed held beyond `lockTimeoutMs`, or (rarely) the key's run in the hash table had no room, as when many keys are crafted to hash alike. */
+  /** Writes dropped by this handle: the lock stayed held beyond `lockTimeoutMs`, or a new key found no room in its run of the hash table (practically never with honest keys; routinely with keys crafted to crowd it). */
   droppedWrites: number;
   /** Lock waits of this handle that ran out (dropped writes and refused `lock()` calls). */
   lockTimeouts: number;
@@ -489,9 +489,9 @@ export class SharedCache implements Disposable {
   /**
    * Stores `value` under `key`. Throws `RangeError` when the key or the
    * encoded value exceeds the limits (nothing stored is lost). If the writer
-   * lock stays with a live owner beyond `lockTimeoutMs`, or (rarely) a new
-   * key finds no room in its crowded run of the hash table (see the
-   * README's caveats), the write is dropped and counted in
+   * lock stays with a live owner beyond `lockTimeoutMs`, or a new key finds
+   * no room in its crowded run of the hash table (practically never with
+   * honest keys; see the README's caveats), the write is dropped and counted in
    * `stats().droppedWrites`.
    */
   set(key: string | Uint8Array, value: unknown, options?: SetOptions): void {
