@@ -270,16 +270,10 @@ async function estimate(fn: AnyFn, async: boolean): Promise<number> {
   return (nowNs() - t0) / n;
 }
 
-async function measureLoop(fn: AnyFn, async: boolean, timeMs: number): Promise<Sample> {
-  const per = await estimate(fn, async);
-  // Batches of about 200 µs, a multiple of mitata's unroll of 4.
-  const batch = Math.max(4, Math.min(4096, Math.round(200_000 / Math.max(per, 1) / 4) * 4));
-  const s = await measure(fn, {
-    min_cpu_time: timeMs * 1e6,
-    batch_samples: batch,
-    min_samples: 12,
-    gc: collect,
-  } as Record<string, unknown>);
+/** What a Sample keeps of mitata's statistics. */
+function toSample(
+  s: { p50: number; avg: number; p25: number; p75: number; samples: unknown[]; ticks: number },
+): Sample {
   return {
     p50: s.p50,
     avg: s.avg,
@@ -290,20 +284,26 @@ async function measureLoop(fn: AnyFn, async: boolean, timeMs: number): Promise<S
   };
 }
 
+async function measureLoop(fn: AnyFn, async: boolean, timeMs: number): Promise<Sample> {
+  const per = await estimate(fn, async);
+  // Batches of about 200 µs, a multiple of mitata's unroll of 4.
+  const batch = Math.max(4, Math.min(4096, Math.round(200_000 / Math.max(per, 1) / 4) * 4));
+  const s = await measure(fn, {
+    min_cpu_time: timeMs * 1e6,
+    batch_samples: batch,
+    min_samples: 12,
+    gc: collect,
+  } as Record<string, unknown>);
+  return toSample(s);
+}
+
 async function measureBatch(fn: AnyFn, timeMs: number): Promise<Sample> {
   // mitata's manual mode: each sample is what the function returns (ns per
   // operation of one timed batch); the time budget counts real time.
   const s = await measure(function* () {
     yield { manual: fn, budget: "real" };
   }, { min_cpu_time: timeMs * 1e6, min_samples: 12, gc: collect } as Record<string, unknown>);
-  return {
-    p50: s.p50,
-    avg: s.avg,
-    p25: s.p25,
-    p75: s.p75,
-    samples: s.samples.length,
-    ticks: s.ticks,
-  };
+  return toSample(s);
 }
 
 // ---------------------------------------------------------------- set-up and checks

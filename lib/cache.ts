@@ -234,7 +234,7 @@ export class SharedCache implements Disposable {
     handle: NativeHandle,
     name: string,
     identity: string,
-    options: SharedCacheOptions,
+    options: SharedCacheOptions & { decodeCacheBytes: number },
   ) {
     this.#native = native;
     this.#handle = handle;
@@ -249,7 +249,8 @@ export class SharedCache implements Disposable {
     this.#codec = new Codec(options.maxValueBytes);
     this.#val = this.#codec.buf;
     this.#meta = new Uint32Array(new ArrayBuffer(META_LEN * 4));
-    const budget = options.decodeCacheBytes ?? DEFAULT_DECODE_CACHE_BYTES;
+    // Validated and defaulted by open().
+    const budget = options.decodeCacheBytes;
     const size = budget === 0
       ? 0
       : 2 ** Math.ceil(Math.log2(Math.max(1, budget / DECODE_CACHE_BYTES_PER_ENTRY)));

@@ -637,15 +637,7 @@ class Memoizer {
       if (acquired.kind === "value") return acquired.value;
     }
     const claimed = acquired !== null && acquired.kind === "claimed";
-    let result: unknown;
-    this.#calls++;
-    try {
-      result = this.#fn.apply(thisArg, args);
-    } catch (error) {
-      this.#errors++;
-      if (claimed) this.#flight!.release(key);
-      throw error;
-    }
+    const result = this.#compute(thisArg, args, key, claimed);
     if (isPromiseLike(result)) {
       this.#kind = KIND_ASYNC;
       return this.#track(key, this.#settle(result, key, cache, generation, claimed));
@@ -657,6 +649,27 @@ class Memoizer {
       if (claimed) this.#flight!.release(key);
     }
     return result;
+  }
+
+  /** Calls the function for a miss; if it throws, gives up the claim. */
+  #compute(thisArg: unknown, args: unknown[], key: string, claimed: boolean): unknown {
+    try {
+      return this.#apply(thisArg, args);
+    } catch (error) {
+      if (claimed) this.#flight!.release(key);
+      throw error;
+    }
+  }
+
+  /** Calls the function, counting the call and, if it throws, the error. */
+  #apply(thisArg: unknown, args: unknown[]): unknown {
+    this.#calls++;
+    try {
+      return this.#fn.apply(thisArg, args);
+    } catch (error) {
+      this.#errors++;
+      throw error;
+    }
   }
 
   /** A miss of an asynchronous function: wait for another process or compute. */
@@ -673,15 +686,7 @@ class Memoizer {
       if (acquired.kind === "value") return acquired.value;
       claimed = acquired.kind === "claimed";
     }
-    let result: unknown;
-    this.#calls++;
-    try {
-      result = this.#fn.apply(thisArg, args);
-    } catch (error) {
-      this.#errors++;
-      if (claimed) this.#flight!.release(key);
-      throw error;
-    }
+    const result = this.#compute(thisArg, args, key, claimed);
     return this.#settle(result, key, cache, generation, claimed);
   }
 
@@ -731,14 +736,7 @@ class Memoizer {
 
   /** Calls the function without the cache (for keys the cache refuses). */
   #invoke(thisArg: unknown, args: unknown[]): unknown {
-    this.#calls++;
-    let result: unknown;
-    try {
-      result = this.#fn.apply(thisArg, args);
-    } catch (error) {
-      this.#errors++;
-      throw error;
-    }
+    const result = this.#apply(thisArg, args);
     if (!isPromiseLike(result)) return result;
     this.#kind = KIND_ASYNC;
     return Promise.resolve(result).catch((error) => {

@@ -765,6 +765,8 @@ const testing = std.testing;
 
 /// A region in process memory (no file): liveness probes fail on fd -1 and
 /// answer "alive", which these single-handle tests never reach.
+const store_rebuild = rebuild;
+
 const TestRegion = struct {
     memory: []align(sys.page_size) u8,
     handle: Handle,
@@ -788,6 +790,16 @@ const TestRegion = struct {
         var hit: Hit = .{};
         const len = (lookup(&t.handle, key, out, &hit) catch unreachable) orelse return null;
         return out[0..len];
+    }
+
+    /// What a writer does after a crash: rebuild under the lock, seq odd.
+    fn rebuild(t: *TestRegion) !void {
+        const h = &t.handle;
+        try acquire(h, std.math.maxInt(u64));
+        defer lock.release(h);
+        seqlock.write_begin(h.header());
+        defer seqlock.write_end(h.header());
+        store_rebuild(h);
     }
 
     fn problems(t: *TestRegion) u32 {
@@ -877,11 +889,7 @@ test "verify reports a broken structure and rebuild repairs it" {
     for ([_][]const u8{ "a", "b", "c" }) |k| try insert(h, k, k, -1, .set);
     h.header().fifo_head = 5; // a link to a free slot
     try testing.expect(t.problems() > 0);
-    try acquire(h, std.math.maxInt(u64));
-    seqlock.write_begin(h.header());
-    rebuild(h);
-    seqlock.write_end(h.header());
-    lock.release(h);
+    try t.rebuild();
     try testing.expectEqual(@as(u32, 0), t.problems());
     for ([_][]const u8{ "a", "b", "c" }) |k| try testing.expectEqualStrings(k, t.get(k, &out).?);
 }
@@ -947,11 +955,7 @@ test "a hit's (slot, stamp) changes with every write of the slot, never with a r
             else => {
                 for ([_][]const u8{ "b", "c", "d", "e" }) |k| try insert(h, k, k, -1, .set);
                 try insert(h, "a", "1", -1, .set);
-                try acquire(h, std.math.maxInt(u64));
-                seqlock.write_begin(h.header());
-                rebuild(h);
-                seqlock.write_end(h.header());
-                lock.release(h);
+                try t.rebuild();
             },
         }
         const now = Read.hit(h, "a", &out);
@@ -1043,11 +1047,7 @@ test "keys that all hash alike cost a bounded probe and are refused past it" {
     try testing.expectEqualStrings("w", t.get(colliding_key(&kb, 3), &out).?);
     try testing.expectEqual(@as(u32, 0), t.problems());
     // A rebuild keeps them, at most the bound's worth, in bounded time.
-    try acquire(h, std.math.maxInt(u64));
-    seqlock.write_begin(h.header());
-    rebuild(h);
-    seqlock.write_end(h.header());
-    lock.release(h);
+    try t.rebuild();
     try testing.expectEqual(table.probe_max, h.header().count);
     try testing.expectEqual(@as(u32, 0), t.problems());
 }

@@ -60,33 +60,30 @@ pub fn find_slot(h: *const Handle, tag: u32, slot_index: u32) ?u32 {
     return null;
 }
 
-/// Whether a key with `tag` has an empty bucket within the probe bound.
-pub fn has_room(h: *const Handle, tag: u32) bool {
+/// The first empty bucket of `tag`'s run within the probe bound, or null.
+fn first_empty(h: *const Handle, tag: u32) ?u32 {
     const mask = h.geo.table_capacity - 1;
     var index = home(h, tag);
     var step: u32 = 0;
     while (step < probe_limit(h)) : (step += 1) {
-        if (load(h, index) == 0) return true;
+        if (load(h, index) == 0) return index;
         index = (index + 1) & mask;
     }
-    return false;
+    return null;
+}
+
+/// Whether a key with `tag` has an empty bucket within the probe bound.
+pub fn has_room(h: *const Handle, tag: u32) bool {
+    return first_empty(h, tag) != null;
 }
 
 /// Inserts a bucket for a key known to be absent. False when no bucket
 /// within the probe bound is empty (see has_room).
 pub fn insert(h: *const Handle, tag: u32, slot_index: u32) bool {
     assert(slot_index < h.geo.capacity);
-    const mask = h.geo.table_capacity - 1;
-    var index = home(h, tag);
-    var step: u32 = 0;
-    while (step < probe_limit(h)) : (step += 1) {
-        if (load(h, index) == 0) {
-            store(h, index, region.bucket_make(tag, slot_index));
-            return true;
-        }
-        index = (index + 1) & mask;
-    }
-    return false;
+    const index = first_empty(h, tag) orelse return false;
+    store(h, index, region.bucket_make(tag, slot_index));
+    return true;
 }
 
 /// Empties bucket `hole` and shifts the following run back so that every
