@@ -5,6 +5,7 @@
  * @module
  */
 
+import { checkOptionNames } from "./_options.ts";
 import { checkKeyType, Codec, encodedSize, encodeKey, TAG_STRING } from "./codec.ts";
 import { CacheError, errorForStatus, Status } from "./errors.ts";
 import { CacheLock, type LockedOps } from "./guard.ts";
@@ -91,6 +92,17 @@ export interface VerifyResult {
 }
 
 const DEFAULT_LOCK_TIMEOUT_MS = 500;
+/** The names {@linkcode SharedCache.open} reads; any other is a typo. */
+const OPEN_OPTIONS: readonly (keyof SharedCacheOptions)[] = [
+  "capacity",
+  "maxKeyBytes",
+  "maxValueBytes",
+  "ttlMs",
+  "dir",
+  "lockTimeoutMs",
+  "decodeCacheBytes",
+];
+const SET_OPTIONS: readonly (keyof SetOptions)[] = ["ttlMs"];
 /** `shmc_insert` modes (zig/src/store.zig `Mode`). */
 const INSERT_SET = 0;
 const INSERT_ADD = 1;
@@ -293,6 +305,7 @@ export class SharedCache implements Disposable {
     if (typeof options !== "object" || options === null) {
       throw new TypeError(`options must be an object with capacity, maxKeyBytes and maxValueBytes`);
     }
+    checkOptionNames(options, OPEN_OPTIONS, "SharedCache.open options");
     const capacity = checkInt("capacity", options.capacity, 1, CAPACITY_MAX);
     const maxKeyBytes = checkInt("maxKeyBytes", options.maxKeyBytes, 1, KEY_BYTES_MAX);
     const maxValueBytes = checkInt("maxValueBytes", options.maxValueBytes, 1, VALUE_BYTES_MAX);
@@ -358,6 +371,7 @@ export class SharedCache implements Disposable {
    */
   static destroy(name: string, options: { dir?: string } = {}): void {
     checkName(name);
+    checkOptionNames(options, ["dir"], "SharedCache.destroy options");
     const dir = checkDir(options.dir);
     const native = loadNative();
     const dirBytes = textEncoder.encode(dir);
@@ -497,6 +511,7 @@ export class SharedCache implements Disposable {
    */
   set(key: string | Uint8Array, value: unknown, options?: SetOptions): void {
     this.#checkUnlocked("set");
+    checkOptionNames(options, SET_OPTIONS, "SharedCache.set options (the third argument)");
     this.#insert(key, value, options?.ttlMs, INSERT_SET, false);
   }
 
@@ -513,6 +528,7 @@ export class SharedCache implements Disposable {
    */
   add(key: string | Uint8Array, value: unknown, options?: SetOptions): boolean {
     this.#checkUnlocked("add");
+    checkOptionNames(options, SET_OPTIONS, "SharedCache.add options (the third argument)");
     return this.#insert(key, value, options?.ttlMs, INSERT_ADD, false);
   }
 
@@ -662,6 +678,7 @@ export class SharedCache implements Disposable {
    * entries.
    */
   verify(options: { repair?: boolean } = {}): VerifyResult {
+    checkOptionNames(options, ["repair"], "SharedCache.verify options");
     const handle = this.#open();
     const out = new Uint8Array(16_384);
     const outLen = new Uint32Array(1);

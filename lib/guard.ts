@@ -4,6 +4,7 @@
  * @module
  */
 
+import { checkOptionNames } from "./_options.ts";
 import { CacheError } from "./errors.ts";
 
 /** What a guard needs from its cache (implemented in cache.ts). */
@@ -16,6 +17,8 @@ export interface LockedOps {
   unlock(): void;
   readonly name: string;
 }
+
+const SET_OPTIONS = ["ttlMs"];
 
 /**
  * Holds a cache's cross-process writer lock until disposed. Use it with
@@ -69,6 +72,7 @@ export class CacheLock implements Disposable {
 
   /** Like `SharedCache#set`, under the held lock. */
   set(key: string | Uint8Array, value: unknown, options?: { ttlMs?: number }): void {
+    checkOptionNames(options, SET_OPTIONS, "CacheLock.set options (the third argument)");
     this.#live().set(key, value, options?.ttlMs);
   }
 

@@ -24,6 +24,7 @@
  */
 
 import { describe } from "./_describe.ts";
+import { checkOptionNames } from "./_options.ts";
 import { deriveKey, encodeKeyPart, memoizeKey } from "./_key.ts";
 import { type Acquired, SingleFlight, supportsSingleFlight } from "./_single_flight.ts";
 import { DEFAULT_MEMORY_CACHE_CAPACITY, MemoryCache } from "./memory_cache.ts";
@@ -785,10 +786,27 @@ function hash53(text: string): number {
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
+/** The names memoize reads; any other is a typo. */
+const MEMOIZE_OPTIONS: readonly (keyof MemoizeOptionsOf<unknown, unknown[]>)[] = [
+  "cache",
+  "name",
+  "maxSize",
+  "ttlMs",
+  "key",
+  "async",
+  "singleFlight",
+  "waitTimeoutMs",
+  "shared",
+];
+const SHARED_OPTIONS: readonly (keyof MemoizeSharedOptions)[] = [
+  "dir",
+  "maxKeyBytes",
+  "maxValueBytes",
+  "lockTimeoutMs",
+];
+
 function checkOptions(options: MemoizeOptionsOf<unknown, unknown[]>, who: string): void {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError(`${who}: options must be an object, got ${describe(options)}`);
-  }
+  checkOptionNames(options, MEMOIZE_OPTIONS, `${who} options`);
   const { cache, name, maxSize, ttlMs, key, waitTimeoutMs, shared } = options;
   if (cache !== undefined && cache !== "memory" && cache !== "shared" && !isCacheLike(cache)) {
     throw new TypeError(
@@ -830,11 +848,7 @@ function checkOptions(options: MemoizeOptionsOf<unknown, unknown[]>, who: string
       throw new TypeError(`${who}: ${flag} must be a boolean, got ${describe(options[flag])}`);
     }
   }
-  if (shared !== undefined && (typeof shared !== "object" || shared === null)) {
-    throw new TypeError(
-      `${who}: shared must be an object of SharedCache.open options, got ${describe(shared)}`,
-    );
-  }
+  checkOptionNames(shared, SHARED_OPTIONS, `${who} options.shared`);
 }
 
 function isCacheLike(value: unknown): value is MemoizeCache {

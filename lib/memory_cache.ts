@@ -19,6 +19,7 @@
  */
 
 import { describe } from "./_describe.ts";
+import { checkOptionNames } from "./_options.ts";
 import { CacheError } from "./errors.ts";
 
 /** Options of {@linkcode MemoryCache}. */
@@ -70,6 +71,8 @@ export type MemoryCacheKey = string | Uint8Array;
 export const DEFAULT_MEMORY_CACHE_CAPACITY = 1000;
 
 const NEVER = Number.POSITIVE_INFINITY;
+const CACHE_OPTIONS: readonly (keyof MemoryCacheOptions)[] = ["capacity", "maxSize", "ttlMs"];
+const SET_OPTIONS: readonly (keyof MemoryCacheSetOptions)[] = ["ttlMs"];
 const now: () => number = performance.now.bind(performance);
 
 /** One entry, also a node of the SIEVE queue (`prev` is newer, `next` is older). */
@@ -149,7 +152,7 @@ export class MemoryCache<V = unknown> {
    *
    * @param options The capacity (or `maxSize`) and the default time to live.
    * @throws {RangeError} If `capacity`, `maxSize` or `ttlMs` is out of range, or `capacity` and `maxSize` differ.
-   * @throws {TypeError} If `options` is not an object.
+   * @throws {TypeError} If `options` is not an object or names an unknown option.
    *
    * @example
    * ```ts
@@ -160,9 +163,7 @@ export class MemoryCache<V = unknown> {
    * ```
    */
   constructor(options: MemoryCacheOptions = {}) {
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(`MemoryCache options must be an object, got ${describe(options)}`);
-    }
+    checkOptionNames(options, CACHE_OPTIONS, "MemoryCache options");
     const { capacity, maxSize, ttlMs } = options;
     if (capacity !== undefined) checkCapacity("capacity", capacity);
     if (maxSize !== undefined) checkCapacity("maxSize", maxSize);
@@ -252,6 +253,7 @@ export class MemoryCache<V = unknown> {
    * @throws {TypeError} If `key` is not a string or `Uint8Array`.
    * @throws {CacheError} With code "Closed" if the cache is closed.
    * @throws {RangeError} If `options.ttlMs` is not a positive number.
+   * @throws {TypeError} If `options` is not an object or names an unknown option.
    *
    * @example
    * ```ts
@@ -263,6 +265,7 @@ export class MemoryCache<V = unknown> {
    */
   set(key: MemoryCacheKey, value: V, options?: MemoryCacheSetOptions): this {
     let ttlMs = this.#ttlMs;
+    checkOptionNames(options, SET_OPTIONS, "MemoryCache.set options (the third argument)");
     if (options !== undefined && options.ttlMs !== undefined) {
       checkTtl("MemoryCache.set ttlMs", options.ttlMs);
       ttlMs = options.ttlMs;
