@@ -2,7 +2,8 @@
 # Installs the pinned toolchain into the repository and builds the native
 # library. Safe to run from any directory and as often as you like: a step
 # whose result is already in place is skipped, so a second run takes about a
-# second plus Zig's own cached build.
+# second. A cold first run takes about a minute, mostly downloads; the native
+# build is about 10 s of it (scripts/native.sh).
 #
 #   .tools/zig/      Zig, from PyPI, at the version in scripts/requirements-zig.txt
 #   node_modules/    Deno, Bun, mitata and @types/node, from package-lock.json
@@ -92,23 +93,10 @@ install_node_modules() {
   printf '%s\n' "$want" >"$stamp"
 }
 
+# scripts/native.sh builds with `zig build-lib` directly (no build runner to
+# compile on a cold machine) and skips the build when nothing changed.
 build_native() {
-  if [[ ! -f zig/build.zig ]]; then
-    shm_cache_log "zig/build.zig is missing: nothing to build"
-    return 1
-  fi
-  local lib=zig/zig-out/lib/libshm_cache.so
-  if [[ "$(uname -s)" == Darwin ]]; then
-    lib=zig/zig-out/lib/libshm_cache.dylib
-  fi
-  local started=$SECONDS
-  shm_cache_log "native: zig build -Doptimize=ReleaseFast"
-  (cd zig && "$SHM_CACHE_ROOT/.tools/zig/ziglang/zig" build -Doptimize=ReleaseFast)
-  if [[ ! -f "$lib" ]]; then
-    shm_cache_log "native: zig build succeeded but $lib does not exist"
-    return 1
-  fi
-  shm_cache_log "native: $lib ($((SECONDS - started)) s)"
+  bash scripts/native.sh build
 }
 
 install_zig

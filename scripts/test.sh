@@ -73,7 +73,7 @@ if ! bash scripts/setup.sh; then
   exit 1
 fi
 
-suite zig "zig build test (in zig/)" bash -c 'cd zig && exec zig build test'
+suite zig "scripts/native.sh test (zig test, as zig build test)" bash scripts/native.sh test
 # `deno test` type-checks tests/ and lib/; the benchmarks and scripts are
 # only run by hand, so they are type-checked here (an ABI change must not
 # leave them calling the library wrongly).
