@@ -35,6 +35,7 @@ export {
   type MemoizeSharedOptions,
   type MemoizeStats,
 } from "./lib/memoize.ts";
+export { type GetOrSetOptions, RecursiveCallError } from "./lib/_single_flight.ts";
 export {
   MemoryCache,
   type MemoryCacheKey,

@@ -10,6 +10,12 @@ import { checkKeyType, Codec, encodedSize, encodeKey, TAG_STRING } from "./codec
 import { CacheError, errorForStatus, Status } from "./errors.ts";
 import { CacheLock, type LockedOps } from "./guard.ts";
 import { loadNative } from "./ffi/load.ts";
+import {
+  clearFlights,
+  getOrSetOn,
+  type GetOrSetOptions,
+  newFlightCounts,
+} from "./_single_flight.ts";
 import type { Native, NativeHandle } from "./ffi/symbols.ts";
 
 /** Options of {@linkcode SharedCache.open}. Every process must pass the same geometry and TTL. */
@@ -73,6 +79,8 @@ export interface CacheStats {
   droppedWrites: number;
   /** Lock waits of this handle that ran out (dropped writes and refused `lock()` calls). */
   lockTimeouts: number;
+  /** Results of `getOrSet` returned without being stored, by this handle: too large, or not storable by the codec. */
+  unstoredResults: number;
   /** Entries stored now (expired entries count until removed). */
   size: number;
   /** The capacity the region was created with. */
@@ -237,6 +245,8 @@ export class SharedCache implements Disposable {
   readonly #lockState: { held: boolean };
   readonly #stats = new Float64Array(16);
   #droppedWrites = 0;
+  /** The counters of getOrSet (see _single_flight.ts). */
+  readonly #flightCounts = newFlightCounts();
   #guard: CacheLock | undefined;
   readonly #unregister = {};
   readonly #finalized: Finalized;
@@ -569,6 +579,54 @@ export class SharedCache implements Disposable {
     return this.#fail(rc, mode === INSERT_ADD ? "add" : "set");
   }
 
+  /**
+   * The value under `key`; on a miss, `fn()`'s result, stored under `key`
+   * first. Concurrent misses of one key share one call of `fn`: in this
+   * process they join it, and other processes wait for it (a claim in the
+   * cache; see `_single_flight.ts`), each wait bounded by `waitTimeoutMs`,
+   * after which the waiter computes by itself. A claimant that dies is
+   * taken over within a poll interval.
+   *
+   * - `fn` may be synchronous (the result is returned as it is; a waiting
+   *   process blocks its thread) or asynchronous (a promise is returned;
+   *   declare `fn` `async` so that a hit is a promise too, else a hit
+   *   returns the bare value).
+   * - A failure of `fn` is not stored: every caller that joined gets it,
+   *   and the next call computes again.
+   * - A result the cache cannot store (too large: `RangeError`; not
+   *   storable by the codec: `TypeError`) is returned to every caller in
+   *   this process, not stored, and counted in `stats().unstoredResults`;
+   *   waiting processes compute it themselves. So is a key over
+   *   `maxKeyBytes`.
+   * - If `fn`, directly or through other `getOrSet` calls or memoized
+   *   functions, asks for the key it is computing, that call fails with
+   *   `RecursiveCallError` instead of waiting for itself.
+   *
+   * @param key A string key, not starting with "\u0000sf:" (claims).
+   * @param fn Computes the value on a miss; called with no arguments.
+   * @param options `ttlMs` of the stored result, `waitTimeoutMs` of waits.
+   * @returns The stored or computed value (a promise of it for an `async` fn).
+   * @throws {TypeError} If `key` is not a string or `fn` not a function, or an option is unknown.
+   * @throws {RangeError} If `ttlMs` or `waitTimeoutMs` is out of range.
+   *
+   * @example
+   * ```ts
+   * import { SharedCache } from "./mod.ts";
+   *
+   * using cache = SharedCache.open("profiles", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 1024 });
+   * const profile = await cache.getOrSet("user:1", async () => ({ id: 1, name: "Ada" }), {
+   *   ttlMs: 60_000,
+   * });
+   * profile.name; // "Ada", computed once for every process on the host
+   * const n = cache.getOrSet("answer", () => 42); // synchronous: 42
+   * ```
+   */
+  getOrSet<T>(key: string, fn: () => Promise<T>, options?: GetOrSetOptions): Promise<T>;
+  getOrSet<T>(key: string, fn: () => T, options?: GetOrSetOptions): T;
+  getOrSet<T>(key: string, fn: () => T | Promise<T>, options?: GetOrSetOptions): T | Promise<T> {
+    return getOrSetOn(this, key, fn, options, this.#flightCounts) as T | Promise<T>;
+  }
+
   /** Removes `key`; true if a live entry was removed. */
   delete(key: string | Uint8Array): boolean {
     this.#checkUnlocked("delete");
@@ -597,6 +655,8 @@ export class SharedCache implements Disposable {
   #clear(): void {
     const rc = this.#native.shmc_clear(this.#open());
     if (rc !== 0) this.#fail(rc, "clear");
+    // Computations running now would store what the clear removed.
+    clearFlights(this);
   }
 
   /** The number of entries stored now (expired entries count until they are removed). */
@@ -621,6 +681,7 @@ export class SharedCache implements Disposable {
       readTimeouts: s[2],
       droppedWrites: this.#droppedWrites,
       lockTimeouts: s[3],
+      unstoredResults: this.#flightCounts.oversizeSkips + this.#flightCounts.unstorableSkips,
       size: s[11],
       capacity: s[12],
       lockOwnerPid: s[13],
@@ -745,6 +806,7 @@ export class SharedCache implements Disposable {
     finalizer.unregister(this.#unregister);
     this.#native.shmc_close(handle);
     this.#memoVal = [];
+    clearFlights(this);
   }
 
   /** Closes the cache (for `using`). */

@@ -13,7 +13,16 @@
  *   `_single_flight.ts` for the protocol, its timeout, and what happens when
  *   the computing process dies).
  * - A result or key too large for the shared cache is returned, not cached,
- *   and counted in `stats().oversizeSkips`; the caller sees no error.
+ *   and counted in `stats().oversizeSkips`; a result the cache's codec
+ *   cannot store, in `stats().unstorableSkips`. The caller sees no error.
+ * - A call that would wait for a computation it is itself part of (the
+ *   function asks for its own key, directly or through other memoized
+ *   functions or `getOrSet` calls) fails at once with `RecursiveCallError`,
+ *   which is not cached. Every other wait, in this process or for another
+ *   process, lasts at most `waitTimeoutMs`; then the caller computes.
+ *
+ * The machinery is `getOrSet`'s (`_single_flight.ts`): memoize derives the
+ * key and keeps the counters.
  *
  * The default key is derived from all arguments (see `_key.ts` for the
  * rules): deterministic across processes and runtimes, type-tagged,
@@ -26,7 +35,16 @@
 import { describe } from "./_describe.ts";
 import { checkOptionNames } from "./_options.ts";
 import { deriveKey, encodeKeyPart, memoizeKey } from "./_key.ts";
-import { type Acquired, SingleFlight, supportsSingleFlight } from "./_single_flight.ts";
+import {
+  DEFAULT_WAIT_TIMEOUT_MS,
+  type FlightCall,
+  type FlightCounts,
+  FlightGroup,
+  isAsyncFunction,
+  isPromiseLike,
+  newFlightCounts,
+  supportsSingleFlight,
+} from "./_single_flight.ts";
 import { DEFAULT_MEMORY_CACHE_CAPACITY, MemoryCache } from "./memory_cache.ts";
 import { SharedCache } from "./cache.ts";
 
@@ -143,9 +161,10 @@ export interface MemoizeOptionsOf<This, Args extends unknown[]> {
    */
   singleFlight?: boolean;
   /**
-   * How long a process waits for another process's result before it
-   * computes by itself, in milliseconds; also the lifetime of a claim.
-   * Default: 10 000.
+   * How long a call waits for a computation of the same key already
+   * running, in this process or another, before it computes by itself, in
+   * milliseconds; also the lifetime of a cross-process claim. Default:
+   * 10 000.
    */
   waitTimeoutMs?: number;
   /** Options of the shared cache that `memoize` opens for `cache: "shared"`. */
@@ -182,15 +201,19 @@ export interface MemoizeStats {
   errors: number;
   /** Results (or keys) too large for the cache: returned, not cached. */
   oversizeSkips: number;
+  /** Results the cache cannot store (its `set` threw a TypeError, e.g. a value its codec refuses): returned, not cached. */
+  unstorableSkips: number;
   /** Misses that joined a call already running in this process. */
   inflightJoins: number;
+  /** Joins of a call running in this process that waited `waitTimeoutMs` and then computed. */
+  inflightTimeouts: number;
   /** Misses answered by another process's computation. */
   remoteJoins: number;
   /** Claims taken over from a dead process. */
   remoteTakeovers: number;
   /** Waits for another process that ran out of time. */
   remoteTimeouts: number;
-  /** Calls running in this process now (asynchronous functions). */
+  /** Calls of this function running in this process now (asynchronous functions). */
   inflight: number;
   /** The entries in the cache (0 before a shared cache is opened). */
   size: number;
@@ -264,15 +287,8 @@ export interface MemoizeControls<F> {
  */
 export type Memoized<F extends AnyFunction> = F & MemoizeControls<F>;
 
-const DEFAULT_WAIT_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_KEY_BYTES = 256;
 const DEFAULT_MAX_VALUE_BYTES = 4096;
-const KIND_UNKNOWN = 0;
-const KIND_SYNC = 1;
-const KIND_ASYNC = 2;
-const MISS: unique symbol = Symbol("miss");
-const TOO_LARGE: unique symbol = Symbol("too large");
-const AsyncFunction = (async () => {}).constructor;
 
 /**
  * Returns a memoized version of `fn`: calls with equal arguments (equal as
@@ -437,28 +453,14 @@ class Memoizer {
   #who: string;
   #key: ((...args: unknown[]) => string) | undefined;
   #cache: MemoizeCache | null = null;
+  #group: FlightGroup | null = null;
   /** Creates the cache, when `memoize` owns it. */
   #create: (() => MemoizeCache) | null = null;
   #crossProcess: boolean;
-  #singleFlight: boolean;
-  #waitTimeoutMs: number;
-  #flight: SingleFlight | null = null;
-  /** The options of each `set`: the time to live, for caches we did not create. */
-  #setOptions: { ttlMs: number } | undefined;
-  #kind: number;
-  #inflight = new Map<string, Promise<unknown>>();
-  /** Bumped by `clear()`, so that calls started before it do not store. */
-  #generation = 0;
-  #hits = 0;
-  #misses = 0;
-  #calls = 0;
-  #errors = 0;
-  #oversizeSkips = 0;
-  #inflightJoins = 0;
-  /** The cross-process counters of flights dropped by `close()`. */
-  #closedJoins = 0;
-  #closedTakeovers = 0;
-  #closedTimeouts = 0;
+  #counts: FlightCounts = newFlightCounts();
+  /** How calls run: `#syncCall` until the function is known to return promises. */
+  #call: FlightCall;
+  #asyncCall: FlightCall;
 
   constructor(
     fn: AnyFunction,
@@ -471,9 +473,7 @@ class Memoizer {
     checkOptions(options, who);
     const { cache = "memory", maxSize, ttlMs } = options;
     this.#key = options.key as ((...args: unknown[]) => string) | undefined;
-    this.#kind = options.async === true || fn instanceof AsyncFunction ? KIND_ASYNC : KIND_UNKNOWN;
-    this.#singleFlight = options.singleFlight ?? true;
-    this.#waitTimeoutMs = options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
+    let setOptions: { ttlMs: number } | undefined;
     const capacity = maxSize ?? DEFAULT_MEMORY_CACHE_CAPACITY;
     if (cache === "memory") {
       this.#create = () => new MemoryCache({ capacity, ttlMs });
@@ -485,25 +485,31 @@ class Memoizer {
       this.#crossProcess = true;
     } else {
       this.#cache = cache;
-      this.#setOptions = ttlMs === undefined ? undefined : { ttlMs };
+      this.#group = FlightGroup.of(cache);
+      setOptions = ttlMs === undefined ? undefined : { ttlMs };
       this.#crossProcess = supportsSingleFlight(cache);
-      this.#attachFlight(cache);
     }
+    const syncCall: FlightCall = {
+      who,
+      async: false,
+      setOptions,
+      waitTimeoutMs: options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS,
+      crossProcess: options.singleFlight ?? true,
+      counts: this.#counts,
+    };
+    this.#asyncCall = { ...syncCall, async: true };
+    this.#call = options.async === true || isAsyncFunction(fn) ? this.#asyncCall : syncCall;
   }
 
   /** Handles one call; `prefix` is the `this` part of a method's key. */
   call(thisArg: unknown, args: unknown[], prefix: string): unknown {
     let key = this.#key === undefined ? deriveKey(args) : this.#customKey(thisArg, args);
     if (prefix !== "") key = prefix + key;
-    const cache = this.#cache ?? this.#open();
-    const value = this.#lookup(cache, key);
-    if (value === MISS) return this.#miss(thisArg, args, key, cache);
-    if (value === TOO_LARGE) {
-      this.#oversizeSkips++;
-      return this.#invoke(thisArg, args);
-    }
-    this.#hits++;
-    return this.#kind === KIND_ASYNC ? Promise.resolve(value) : value;
+    const group = this.#group ?? this.#open();
+    const result = group.run(key, this.#fn, thisArg, args, this.#call);
+    // A function not declared async is learned from its first promise.
+    if (this.#call !== this.#asyncCall && isPromiseLike(result)) this.#call = this.#asyncCall;
+    return result;
   }
 
   /** The `this` part of a method's key (see {@linkcode memoized}). */
@@ -532,59 +538,50 @@ class Memoizer {
     } catch {
       // A cache closed by its owner has no size to report; stats never throw.
     }
+    const c = this.#counts;
     return {
-      hits: this.#hits,
-      misses: this.#misses,
-      calls: this.#calls,
-      errors: this.#errors,
-      oversizeSkips: this.#oversizeSkips,
-      inflightJoins: this.#inflightJoins,
-      remoteJoins: this.#closedJoins + (this.#flight?.joins ?? 0),
-      remoteTakeovers: this.#closedTakeovers + (this.#flight?.takeovers ?? 0),
-      remoteTimeouts: this.#closedTimeouts + (this.#flight?.timeouts ?? 0),
-      inflight: this.#inflight.size,
+      hits: c.hits,
+      misses: c.misses,
+      calls: c.calls,
+      errors: c.errors,
+      oversizeSkips: c.oversizeSkips,
+      unstorableSkips: c.unstorableSkips,
+      inflightJoins: c.inflightJoins,
+      inflightTimeouts: c.inflightTimeouts,
+      remoteJoins: c.remoteJoins,
+      remoteTakeovers: c.remoteTakeovers,
+      remoteTimeouts: c.remoteTimeouts,
+      inflight: c.inflight,
       size: typeof size === "number" ? size : 0,
     };
   }
 
   clear(): void {
-    const cache = this.#cache ?? this.#open();
+    if (this.#cache === null) this.#open();
+    const cache = this.#cache!;
     if (typeof cache.clear !== "function") {
       throw new TypeError(
         `${this.#who}: clear() needs a cache with a clear() method, got ${describe(cache)}`,
       );
     }
-    this.#generation++;
-    this.#inflight.clear();
+    this.#group!.clear();
     cache.clear();
   }
 
   close(): void {
     if (this.#create === null || this.#cache === null) return;
     const cache = this.#cache as MemoizeCache & { close?(): void };
+    // Computations running now finish without storing; their counts stay.
+    this.#group!.clear();
     this.#cache = null;
-    if (this.#flight !== null) {
-      this.#closedJoins += this.#flight.joins;
-      this.#closedTakeovers += this.#flight.takeovers;
-      this.#closedTimeouts += this.#flight.timeouts;
-      this.#flight = null;
-    }
-    this.#generation++;
-    this.#inflight.clear();
+    this.#group = null;
     cache.close?.();
   }
 
-  #open(): MemoizeCache {
+  #open(): FlightGroup {
     const cache = this.#create!();
     this.#cache = cache;
-    this.#attachFlight(cache);
-    return cache;
-  }
-
-  #attachFlight(cache: MemoizeCache): void {
-    if (this.#singleFlight && supportsSingleFlight(cache)) {
-      this.#flight = new SingleFlight(cache, { timeoutMs: this.#waitTimeoutMs });
-    }
+    return this.#group = FlightGroup.of(cache);
   }
 
   #customKey(thisArg: unknown, args: unknown[]): string {
@@ -603,154 +600,6 @@ class Memoizer {
     }
     return key;
   }
-
-  /** The value under `key`, `MISS`, or `TOO_LARGE` if the cache refuses the key. */
-  #lookup(cache: MemoizeCache, key: string): unknown {
-    try {
-      const value = cache.get(key);
-      if (value !== undefined || cache.has(key)) return value;
-      return MISS;
-    } catch (error) {
-      if (error instanceof RangeError) return TOO_LARGE;
-      throw error;
-    }
-  }
-
-  #miss(thisArg: unknown, args: unknown[], key: string, cache: MemoizeCache): unknown {
-    this.#misses++;
-    const running = this.#inflight.get(key);
-    if (running !== undefined) {
-      this.#inflightJoins++;
-      return running;
-    }
-    if (this.#kind === KIND_ASYNC) {
-      return this.#track(key, this.#flyAsync(thisArg, args, key, cache));
-    }
-    return this.#runSync(thisArg, args, key, cache);
-  }
-
-  /** A miss of a function that is, or may be, synchronous. */
-  #runSync(thisArg: unknown, args: unknown[], key: string, cache: MemoizeCache): unknown {
-    const generation = this.#generation;
-    let acquired: Acquired | null = null;
-    if (this.#flight !== null) {
-      acquired = this.#flight.acquireSync(key);
-      if (acquired.kind === "value") return acquired.value;
-    }
-    const claimed = acquired !== null && acquired.kind === "claimed";
-    const result = this.#compute(thisArg, args, key, claimed);
-    if (isPromiseLike(result)) {
-      this.#kind = KIND_ASYNC;
-      return this.#track(key, this.#settle(result, key, cache, generation, claimed));
-    }
-    if (this.#kind === KIND_UNKNOWN) this.#kind = KIND_SYNC;
-    try {
-      this.#store(cache, key, result, generation);
-    } finally {
-      if (claimed) this.#flight!.release(key);
-    }
-    return result;
-  }
-
-  /** Calls the function for a miss; if it throws, gives up the claim. */
-  #compute(thisArg: unknown, args: unknown[], key: string, claimed: boolean): unknown {
-    try {
-      return this.#apply(thisArg, args);
-    } catch (error) {
-      if (claimed) this.#flight!.release(key);
-      throw error;
-    }
-  }
-
-  /** Calls the function, counting the call and, if it throws, the error. */
-  #apply(thisArg: unknown, args: unknown[]): unknown {
-    this.#calls++;
-    try {
-      return this.#fn.apply(thisArg, args);
-    } catch (error) {
-      this.#errors++;
-      throw error;
-    }
-  }
-
-  /** A miss of an asynchronous function: wait for another process or compute. */
-  async #flyAsync(
-    thisArg: unknown,
-    args: unknown[],
-    key: string,
-    cache: MemoizeCache,
-  ): Promise<unknown> {
-    const generation = this.#generation;
-    let claimed = false;
-    if (this.#flight !== null) {
-      const acquired = await this.#flight.acquireAsync(key);
-      if (acquired.kind === "value") return acquired.value;
-      claimed = acquired.kind === "claimed";
-    }
-    const result = this.#compute(thisArg, args, key, claimed);
-    return this.#settle(result, key, cache, generation, claimed);
-  }
-
-  async #settle(
-    result: unknown,
-    key: string,
-    cache: MemoizeCache,
-    generation: number,
-    claimed: boolean,
-  ): Promise<unknown> {
-    const flight = this.#flight;
-    try {
-      let value: unknown;
-      try {
-        value = await result;
-      } catch (error) {
-        this.#errors++;
-        throw error;
-      }
-      this.#store(cache, key, value, generation);
-      return value;
-    } finally {
-      if (claimed) flight!.release(key);
-    }
-  }
-
-  /** Registers a running call so that concurrent misses join it, until it settles. */
-  #track(key: string, flight: Promise<unknown>): Promise<unknown> {
-    this.#inflight.set(key, flight);
-    const done = () => {
-      if (this.#inflight.get(key) === flight) this.#inflight.delete(key);
-    };
-    // Both branches return undefined, so this derived promise never rejects.
-    flight.then(done, done);
-    return flight;
-  }
-
-  #store(cache: MemoizeCache, key: string, value: unknown, generation: number): void {
-    if (generation !== this.#generation) return;
-    try {
-      cache.set(key, value, this.#setOptions);
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      this.#oversizeSkips++;
-    }
-  }
-
-  /** Calls the function without the cache (for keys the cache refuses). */
-  #invoke(thisArg: unknown, args: unknown[]): unknown {
-    const result = this.#apply(thisArg, args);
-    if (!isPromiseLike(result)) return result;
-    this.#kind = KIND_ASYNC;
-    return Promise.resolve(result).catch((error) => {
-      this.#errors++;
-      throw error;
-    });
-  }
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return value instanceof Promise ||
-    (typeof value === "object" && value !== null &&
-      typeof (value as { then?: unknown }).then === "function");
 }
 
 /** Opens the shared cache for `cache: "shared"`, with memoize's default limits. */

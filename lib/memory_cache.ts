@@ -21,6 +21,12 @@
 import { describe } from "./_describe.ts";
 import { checkOptionNames } from "./_options.ts";
 import { CacheError } from "./errors.ts";
+import {
+  clearFlights,
+  getOrSetOn,
+  type GetOrSetOptions,
+  newFlightCounts,
+} from "./_single_flight.ts";
 
 /** Options of {@linkcode MemoryCache}. */
 export interface MemoryCacheOptions {
@@ -58,6 +64,8 @@ export interface MemoryCacheStats {
   evictions: number;
   /** Expired entries removed (on access, or passed by the eviction hand). */
   expirations: number;
+  /** Results of `getOrSet` returned without being stored (keys or values the cache refused). */
+  unstoredResults: number;
   /** Entries stored now (see {@linkcode MemoryCache.prototype.size}). */
   size: number;
   /** The maximum number of entries. */
@@ -146,6 +154,8 @@ export class MemoryCache<V = unknown> {
   #deletes = 0;
   #evictions = 0;
   #expirations = 0;
+  /** The counters of getOrSet (see _single_flight.ts). */
+  readonly #flightCounts = newFlightCounts();
 
   /**
    * Creates an empty cache.
@@ -291,6 +301,49 @@ export class MemoryCache<V = unknown> {
   }
 
   /**
+   * The value under `key`; on a miss, `fn()`'s result, stored under `key`
+   * first. Concurrent misses of one key share one call of `fn`, each wait
+   * bounded by `waitTimeoutMs` (then the waiter computes by itself), as in
+   * `SharedCache.getOrSet`, within this process.
+   *
+   * - `fn` may be synchronous (its result is returned as it is) or
+   *   asynchronous (a promise is returned; declare `fn` `async` so that a
+   *   hit is a promise too, else a hit returns the bare value).
+   * - A failure of `fn` is not stored: every caller that joined gets it,
+   *   and the next call computes again.
+   * - If `fn`, directly or through other `getOrSet` calls or memoized
+   *   functions, asks for the key it is computing, that call fails with
+   *   `RecursiveCallError` instead of waiting for itself.
+   *
+   * @param key A string key.
+   * @param fn Computes the value on a miss; called with no arguments.
+   * @param options `ttlMs` of the stored result, `waitTimeoutMs` of waits.
+   * @returns The stored or computed value (a promise of it for an `async` fn).
+   * @throws {TypeError} If `key` is not a string or `fn` not a function, or an option is unknown.
+   * @throws {RangeError} If `ttlMs` or `waitTimeoutMs` is out of range.
+   *
+   * @example
+   * ```ts
+   * import { MemoryCache } from "./memory_cache.ts";
+   *
+   * const cache = new MemoryCache<number>();
+   * let calls = 0;
+   * const load = async () => ++calls;
+   * await Promise.all([cache.getOrSet("k", load), cache.getOrSet("k", load)]); // [1, 1]
+   * cache.getOrSet("sync", () => 7, { ttlMs: 1000 }); // 7
+   * ```
+   */
+  getOrSet<T extends V>(key: string, fn: () => Promise<T>, options?: GetOrSetOptions): Promise<T>;
+  getOrSet<T extends V>(key: string, fn: () => T, options?: GetOrSetOptions): T;
+  getOrSet<T extends V>(
+    key: string,
+    fn: () => T | Promise<T>,
+    options?: GetOrSetOptions,
+  ): T | Promise<T> {
+    return getOrSetOn(this, key, fn, options, this.#flightCounts) as T | Promise<T>;
+  }
+
+  /**
    * Removes the entry under `key`.
    *
    * @returns Whether there was a live entry.
@@ -335,6 +388,8 @@ export class MemoryCache<V = unknown> {
     this.#strings.clear();
     this.#bytes.clear();
     this.#head = this.#tail = this.#hand = null;
+    // Computations running now would store what the clear removed.
+    clearFlights(this);
   }
 
   /**
@@ -357,6 +412,7 @@ export class MemoryCache<V = unknown> {
       deletes: this.#deletes,
       evictions: this.#evictions,
       expirations: this.#expirations,
+      unstoredResults: this.#flightCounts.oversizeSkips + this.#flightCounts.unstorableSkips,
       size: this.size,
       capacity: this.#capacity,
     };

@@ -35,8 +35,14 @@ export class Child {
   stderr = "";
   exited: Promise<{ code: number | null; signal: string | null }>;
 
-  constructor(runtime: Runtime, args: string[], env: Record<string, string> = {}) {
-    const [cmd, argv] = runtimeCommand(runtime, fixture, args);
+  /** Runs `script` (default: tests/fixtures/child.ts) under `runtime` with `args`. */
+  constructor(
+    runtime: Runtime,
+    args: string[],
+    env: Record<string, string> = {},
+    script: string = fixture,
+  ) {
+    const [cmd, argv] = runtimeCommand(runtime, script, args);
     // SHM_CACHE_TEST_HOOKS lets children use the native fault hook.
     this.proc = spawn(cmd, argv, {
       stdio: ["ignore", "pipe", "pipe"],
