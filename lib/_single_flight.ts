@@ -94,6 +94,7 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import { describe } from "./_describe.ts";
+import { checkOptionNames } from "./_options.ts";
 
 /** The prefix of claim keys; a data key starting with U+0000 is rejected by `memoize`. */
 export const CLAIM_PREFIX = "\u0000sf:";
@@ -885,7 +886,7 @@ export interface GetOrSetOptions {
 /** The default of {@linkcode GetOrSetOptions.waitTimeoutMs} and memoize's `waitTimeoutMs`. */
 export const DEFAULT_WAIT_TIMEOUT_MS = 10_000;
 
-const GET_OR_SET_OPTIONS = new Set(["ttlMs", "waitTimeoutMs"]);
+const GET_OR_SET_OPTIONS = ["ttlMs", "waitTimeoutMs"] as const;
 
 /**
  * `cache.getOrSet(key, fn, options)` for a cache whose counters are
@@ -913,17 +914,8 @@ export function getOrSetOn(
   }
   let setOptions: { ttlMs: number } | undefined;
   let waitTimeoutMs = DEFAULT_WAIT_TIMEOUT_MS;
+  checkOptionNames(options, GET_OR_SET_OPTIONS, "getOrSet options (the third argument)");
   if (options !== undefined) {
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(`getOrSet: options must be an object, got ${describe(options)}`);
-    }
-    for (const name of Object.keys(options)) {
-      if (!GET_OR_SET_OPTIONS.has(name)) {
-        throw new TypeError(
-          `getOrSet: unknown option ${JSON.stringify(name)} (known: ttlMs, waitTimeoutMs)`,
-        );
-      }
-    }
     const { ttlMs } = options;
     if (ttlMs !== undefined) {
       if (typeof ttlMs !== "number" || !(ttlMs > 0)) {

@@ -135,8 +135,14 @@ for (const { backend, make } of BACKENDS) {
       const bad = cache as unknown as { getOrSet(...args: unknown[]): unknown };
       assert.throws(() => bad.getOrSet(1, () => 1), /getOrSet: key must be a string, got 1/);
       assert.throws(() => bad.getOrSet("k", 1), /getOrSet: fn must be a function, got 1/);
-      assert.throws(() => bad.getOrSet("k", () => 1, 5000), /options must be an object, got 5000/);
-      assert.throws(() => bad.getOrSet("k", () => 1, { ttl: 5 }), /unknown option "ttl"/);
+      assert.throws(
+        () => bad.getOrSet("k", () => 1, 5000),
+        /getOrSet options \(the third argument\) must be an object such as \{ ttlMs: 5000 \}, got 5000/,
+      );
+      assert.throws(
+        () => bad.getOrSet("k", () => 1, { ttl: 5 }),
+        /getOrSet options \(the third argument\): unknown option "ttl"; did you mean `ttlMs`\?/,
+      );
       assert.throws(() => bad.getOrSet("k", () => 1, { ttlMs: -1 }), RangeError);
       assert.throws(() => bad.getOrSet("k", () => 1, { waitTimeoutMs: 0 }), RangeError);
       assert.throws(() => bad.getOrSet("\u0000sf:k", () => 1), /reserved for single-flight/);
