@@ -30,6 +30,7 @@ test("MemoryCache: get, set, has, delete, size and stats", () => {
     deletes: 1,
     evictions: 0,
     expirations: 0,
+    unstoredResults: 0,
     size: 1,
     capacity: 10,
   });
