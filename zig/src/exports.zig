@@ -377,6 +377,8 @@ test {
     _ = region;
     _ = store;
     _ = lock;
+    _ = @import("seqlock.zig");
+    _ = @import("liveness.zig");
     _ = @import("table.zig");
     _ = @import("sieve.zig");
     _ = @import("threads.zig");

@@ -230,3 +230,50 @@ fn darwin_park_or_close(fd: c.fd_t) void {
         file.parked_len += 1;
     }
 }
+
+const testing = std.testing;
+const scratch_fds = @import("test_region.zig").scratch_fds;
+
+test "a claimed slot is alive to another open file description until released or closed" {
+    if (!sys.is_linux) return error.SkipZigTest; // OFD locks; macOS shares a slot per process
+    const fds = try scratch_fds(3);
+    defer for (fds[1..]) |fd| sys.close(fd);
+    const probe = fds[2];
+    const a = try claim(fds[0], 0);
+    const b = try claim(fds[1], a.slot);
+    try testing.expect(a.fresh and b.fresh);
+    try testing.expect(a.slot != b.slot);
+    try testing.expect(a.slot >= 1 and a.slot <= slots_max);
+    try testing.expect(is_alive(probe, a.slot));
+    try testing.expect(is_alive(probe, b.slot));
+    try testing.expect(any_held(probe));
+    // A slot nobody holds, and the out-of-range answers ("alive": wait).
+    const unused = if (a.slot % slots_max + 1 == b.slot) b.slot % slots_max + 1 else a.slot % slots_max + 1;
+    try testing.expect(!is_alive(probe, unused));
+    try testing.expect(is_alive(probe, 0));
+    try testing.expect(is_alive(probe, slots_max + 1));
+
+    release(fds[1], b.slot);
+    try testing.expect(!is_alive(probe, b.slot));
+    // Death: the kernel drops the byte lock when the descriptor closes.
+    sys.close(fds[0]);
+    try testing.expect(!is_alive(probe, a.slot));
+    try testing.expect(!any_held(probe));
+    // A released slot can be claimed again.
+    const again = try claim(fds[1], 0);
+    try testing.expect(is_alive(probe, again.slot));
+    release(fds[1], again.slot);
+}
+
+test "the creation lock excludes other open file descriptions" {
+    if (!sys.is_linux) return error.SkipZigTest;
+    const fds = try scratch_fds(2);
+    defer for (fds) |fd| sys.close(fd);
+    try testing.expect(try creation_try(fds[0]));
+    try testing.expect(!try creation_try(fds[1]));
+    // The creation byte is not a liveness slot.
+    try testing.expect(!any_held(fds[1]));
+    creation_release(fds[0]);
+    try testing.expect(try creation_try(fds[1]));
+    creation_release(fds[1]);
+}

@@ -179,3 +179,117 @@ test "lock word fields round-trip" {
     const wrapped = word_make((1 << 30), 1, 1);
     try std.testing.expectEqual(@as(u64, 0), word_generation(wrapped));
 }
+
+const testing = std.testing;
+const TestMemory = @import("test_region.zig").Memory;
+const scratch_fds = @import("test_region.zig").scratch_fds;
+
+/// A deadline that is never reached in a test that expects no wait.
+const no_deadline = std.math.maxInt(u64);
+
+test "acquire takes a free lock, bumps the generation, and release frees it keeping the generation" {
+    const m = try TestMemory.init(4);
+    defer m.deinit();
+    const h = &m.handle;
+    const header = h.header();
+    const gen0 = word_generation(header.lock_word);
+    try testing.expectEqual(Acquired.free, try acquire(h, no_deadline));
+    try testing.expect(h.lock_held);
+    try testing.expectEqual(h.live_slot, word_slot(header.lock_word));
+    try testing.expectEqual(h.pid, word_pid(header.lock_word));
+    try testing.expectEqual(gen0 + 1, word_generation(header.lock_word));
+    try testing.expectError(error.Held, acquire(h, no_deadline));
+    release(h);
+    try testing.expect(!h.lock_held);
+    try testing.expectEqual(@as(u32, 0), word_slot(header.lock_word));
+    try testing.expectEqual(gen0 + 1, word_generation(header.lock_word));
+    try testing.expectEqual(Acquired.free, try acquire(h, no_deadline));
+    try testing.expectEqual(gen0 + 2, word_generation(header.lock_word));
+    release(h);
+}
+
+test "a live owner keeps the lock: another handle times out instead of taking it" {
+    const m = try TestMemory.init(4);
+    defer m.deinit();
+    const fds = try scratch_fds(2);
+    defer for (fds) |fd| sys.close(fd);
+    const slot_a = (try liveness.claim(fds[0], 0)).slot;
+    const slot_b = (try liveness.claim(fds[1], slot_a)).slot;
+    var a = m.other(slot_a, fds[0]);
+    var b = m.other(slot_b, fds[1]);
+    _ = try acquire(&a, no_deadline);
+    // The bound is what is tested: b must give up, whatever the time taken.
+    try testing.expectError(error.Timeout, acquire(&b, sys.now_ns() + 20 * std.time.ns_per_ms));
+    try testing.expectEqual(slot_a, word_slot(a.header().lock_word));
+    release(&a);
+    try testing.expectEqual(Acquired.free, try acquire(&b, no_deadline));
+    release(&b);
+}
+
+test "a dead owner's lock is recovered once its liveness slot is unlocked, with a new generation" {
+    const m = try TestMemory.init(4);
+    defer m.deinit();
+    const fds = try scratch_fds(3);
+    defer for (fds[1..]) |fd| sys.close(fd);
+    const slot_a = (try liveness.claim(fds[0], 0)).slot;
+    const slot_b = (try liveness.claim(fds[1], slot_a)).slot;
+    var a = m.other(slot_a, fds[0]);
+    var b = m.other(slot_b, fds[1]);
+    _ = try acquire(&a, no_deadline);
+    const dead_word = a.header().lock_word;
+    // a dies holding the lock: its descriptor closes, the kernel unlocks
+    // its slot byte, and the word still names it.
+    release_for_test(&a);
+    sys.close(fds[0]);
+    try testing.expect(!liveness.is_alive(fds[2], slot_a));
+    try testing.expectEqual(Acquired.recovered, try acquire(&b, sys.now_ns() + 10 * std.time.ns_per_s));
+    try testing.expectEqual(@as(u64, 1), b.local.recoveries);
+    try testing.expectEqual(slot_b, word_slot(b.header().lock_word));
+    try testing.expectEqual(word_generation(dead_word) + 1, word_generation(b.header().lock_word));
+    release(&b);
+}
+
+test "a handle finding its own slot in the word (a dead predecessor's) recovers at once" {
+    const m = try TestMemory.init(4);
+    defer m.deinit();
+    const h = &m.handle;
+    _ = try acquire(h, no_deadline);
+    release_for_test(h);
+    // No liveness probe is needed (fd -1 would answer "alive"): the slot is ours.
+    try testing.expectEqual(Acquired.recovered, try acquire(h, sys.now_ns() + std.time.ns_per_s));
+    release(h);
+}
+
+test "ABA: a recoverer's stale view of a dead owner's word cannot take a later owner's lock" {
+    // The recoverer loads the dead owner's word W, then is delayed. Meanwhile
+    // another handle recovers and releases, and a new handle that reused the
+    // dead owner's slot (same PID after reuse, say) takes the lock. Without
+    // the generation, its word would equal W and the late CAS would succeed,
+    // putting two writers in the critical section.
+    const m = try TestMemory.init(4);
+    defer m.deinit();
+    const h = &m.handle;
+    const header = h.header();
+    _ = try acquire(h, no_deadline);
+    const observed = header.lock_word;
+    release_for_test(h);
+    var rescuer = m.other(h.live_slot + 1, -1);
+    rescuer.live_slot = h.live_slot; // recovers through the own-slot shortcut
+    try testing.expectEqual(Acquired.recovered, try acquire(&rescuer, no_deadline));
+    release(&rescuer);
+    _ = try acquire(h, no_deadline); // same slot, same PID as the dead owner
+    try testing.expect(header.lock_word != observed);
+    const late = word_make(word_generation(observed) +% 1, 7, 7);
+    try testing.expect(@cmpxchgStrong(u64, &header.lock_word, observed, late, .acquire, .monotonic) != null);
+    try testing.expectEqual(h.lock_word, header.lock_word);
+    release(h);
+}
+
+test "acquire refuses a handle inherited through fork" {
+    const m = try TestMemory.init(4);
+    defer m.deinit();
+    var h = m.handle;
+    h.fork_epoch = sys.fork_epoch +% 1;
+    try testing.expectError(error.Forked, acquire(&h, no_deadline));
+    try testing.expectEqual(@as(u32, 0), word_slot(h.header().lock_word));
+}

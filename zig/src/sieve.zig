@@ -110,3 +110,103 @@ pub fn choose(h: *const Handle, now_ns: u64) Corrupt!Victim {
     header.hand = try check(h, s.prev);
     return .{ .index = hand, .expired = s.expires_ns != 0 and now_ns >= s.expires_ns };
 }
+
+const testing = std.testing;
+const TestMemory = @import("test_region.zig").Memory;
+
+/// Links slots 0..n-1 in, 0 the oldest; marks those in `visited`.
+fn fill(h: *const Handle, n: u32, visited: []const u32) !void {
+    const header = h.header();
+    var i: u32 = 0;
+    while (i < n) : (i += 1) {
+        try push_head(h, i);
+        h.slot(i).expires_ns = 0;
+        h.slot(i).visited = 0;
+    }
+    for (visited) |v| h.slot(v).visited = 1;
+    header.count = n;
+}
+
+fn visited_bits(h: *const Handle, n: u32) u32 {
+    var bits: u32 = 0;
+    var i: u32 = 0;
+    while (i < n) : (i += 1) bits |= @as(u32, h.slot(i).visited) << @intCast(i);
+    return bits;
+}
+
+test "the hand passes visited entries, clearing their bits, and evicts the first unvisited one" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    try fill(h, 4, &.{ 0, 2 });
+    // From the tail: 0 is visited (cleared, kept), 1 is not: the victim.
+    const first = try choose(h, 0);
+    try testing.expectEqual(@as(u32, 1), first.index);
+    try testing.expect(!first.expired);
+    try testing.expectEqual(@as(u32, 0b0100), visited_bits(h, 4));
+    try testing.expectEqual(@as(u32, 2), h.header().hand);
+    try unlink(h, 1);
+    h.header().count -= 1;
+    // The hand resumes at 2 (visited: cleared), then 3.
+    const second = try choose(h, 0);
+    try testing.expectEqual(@as(u32, 3), second.index);
+    try testing.expectEqual(@as(u32, 0), visited_bits(h, 4));
+}
+
+test "with every entry visited, one pass clears every bit and the oldest goes" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    try fill(h, 5, &.{ 0, 1, 2, 3, 4 });
+    const victim = try choose(h, 0);
+    try testing.expectEqual(@as(u32, 0), victim.index);
+    try testing.expectEqual(@as(u32, 0), visited_bits(h, 5));
+    // The hand stopped just past the victim, toward the head.
+    try testing.expectEqual(@as(u32, 1), h.header().hand);
+}
+
+test "an expired entry is taken even when visited" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    try fill(h, 3, &.{ 0, 1, 2 });
+    h.slot(1).expires_ns = 100;
+    const victim = try choose(h, 100);
+    try testing.expectEqual(@as(u32, 1), victim.index);
+    try testing.expect(victim.expired);
+    // 0 was passed (cleared); 1 goes as it is; 2 was not reached.
+    try testing.expectEqual(@as(u32, 0b110), visited_bits(h, 3));
+}
+
+test "unlink keeps the list and the hand consistent" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    const header = h.header();
+    try fill(h, 3, &.{});
+    header.hand = 1;
+    try unlink(h, 1); // the hand moves to 1's newer neighbour's side (prev)
+    try testing.expectEqual(@as(u32, 2), header.hand);
+    try testing.expectEqual(@as(u32, 2), h.slot(0).prev);
+    try testing.expectEqual(@as(u32, 0), h.slot(2).next);
+    try unlink(h, 0); // the tail
+    try testing.expectEqual(@as(u32, 2), header.fifo_tail);
+    try unlink(h, 2); // the last one
+    try testing.expectEqual(region.nil, header.fifo_head);
+    try testing.expectEqual(region.nil, header.fifo_tail);
+}
+
+test "a link out of range is reported as Corrupt, never followed" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    try fill(h, 3, &.{0});
+    h.slot(0).prev = 1000;
+    try testing.expectError(error.Corrupt, choose(h, 0));
+    h.header().count = 9;
+    try testing.expectError(error.Corrupt, choose(h, 0));
+    h.header().count = 3;
+    h.slot(2).prev = 5; // in range but not the head: unlink sees it
+    h.header().fifo_head = 1000;
+    try testing.expectError(error.Corrupt, push_head(h, 3));
+}

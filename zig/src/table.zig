@@ -118,3 +118,77 @@ pub fn clear(h: *const Handle) void {
     // fails its validation.
     @memset(h.table_bytes(), 0);
 }
+
+const testing = std.testing;
+const TestMemory = @import("test_region.zig").Memory;
+
+/// Buckets of a small table laid out as a string: '.' empty, else the home
+/// of the bucket's tag as a digit (homes 0..9 of a 16-bucket table).
+fn layout(h: *const Handle, buf: []u8) []u8 {
+    for (buf[0..h.geo.table_capacity], 0..) |*ch, i| {
+        const b = load(h, @intCast(i));
+        ch.* = if (b == 0) '.' else '0' + @as(u8, @intCast(home(h, region.bucket_tag(b))));
+    }
+    return buf[0..h.geo.table_capacity];
+}
+
+/// A tag whose home is `want` and which differs per `n`.
+fn tag_at(h: *const Handle, want: u32, n: u32) u32 {
+    return want + n * h.geo.table_capacity;
+}
+
+test "linear probing places collisions after their home and backward shift closes the hole" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    try testing.expectEqual(@as(u32, 16), h.geo.table_capacity);
+    var buf: [16]u8 = undefined;
+    // Three keys at home 2, one at home 3, one at home 5.
+    try testing.expect(insert(h, tag_at(h, 2, 1), 0));
+    try testing.expect(insert(h, tag_at(h, 2, 2), 1));
+    try testing.expect(insert(h, tag_at(h, 3, 1), 2));
+    try testing.expect(insert(h, tag_at(h, 2, 3), 3));
+    try testing.expect(insert(h, tag_at(h, 5, 1), 4));
+    try testing.expectEqualStrings("..22325.........", layout(h, &buf));
+    try testing.expectEqual(@as(u32, 3), distance(h, tag_at(h, 2, 3), 5));
+    // Removing the first home-2 key shifts its run back, each bucket to
+    // the nearest place at or after its home.
+    remove(h, find_slot(h, tag_at(h, 2, 1), 0).?);
+    // home-5's bucket moves back to its home, never before it.
+    try testing.expectEqualStrings("..2325..........", layout(h, &buf));
+    try testing.expectEqual(@as(?u32, null), find_slot(h, tag_at(h, 2, 1), 0));
+    inline for (.{ .{ 2, 2, 1 }, .{ 3, 1, 2 }, .{ 2, 3, 3 }, .{ 5, 1, 4 } }) |k| {
+        try testing.expect(find_slot(h, tag_at(h, k[0], k[1]), k[2]) != null);
+    }
+}
+
+test "runs wrap around the end of the table" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    try testing.expect(insert(h, 15, 0));
+    try testing.expect(insert(h, 15 + 16, 1));
+    try testing.expect(insert(h, 0, 2));
+    try testing.expectEqual(@as(?u32, 0), find_slot(h, 15 + 16, 1));
+    try testing.expectEqual(@as(?u32, 1), find_slot(h, 0, 2));
+    // Removing the bucket at 15 shifts the wrapped one back to its home,
+    // and the home-0 one back to 0.
+    remove(h, 15);
+    try testing.expectEqual(@as(?u32, 15), find_slot(h, 15 + 16, 1));
+    try testing.expectEqual(@as(?u32, 0), find_slot(h, 0, 2));
+    try testing.expectEqual(@as(u64, 0), load(h, 1));
+}
+
+test "an insert is refused when no bucket within the probe bound is empty" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    // The probe bound is the whole table when it is smaller than probe_max.
+    try testing.expectEqual(@as(u32, 16), probe_limit(h));
+    var i: u32 = 0;
+    while (i < 16) : (i += 1) try testing.expect(insert(h, tag_at(h, 4, i), i % 8));
+    try testing.expect(!has_room(h, 4));
+    try testing.expect(!insert(h, tag_at(h, 4, 99), 0));
+    clear(h);
+    try testing.expect(has_room(h, 4));
+}
