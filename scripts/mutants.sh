@@ -165,7 +165,7 @@ deno:tests/cache_test.ts bun:tests/cache_test.ts
 single-flight-waiter-no-reread
 lib/_single_flight.ts
 deno:tests/memoize_test.ts bun:tests/memoize_test.ts deno:tests/memoize_shared_test.ts
-      value = this.#read(wait.key);\n      return value === MISSING ? ALONE : this.#joined(value);
+      value = this.#read(wait.key);\n      return value === MISSING ? ALONE : joined(wait, value);
       return ALONE;
 --
 single-flight-release-deletes-any-claim

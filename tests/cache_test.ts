@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CacheError, SharedCache, type SharedCacheOptions } from "../mod.ts";
+import { pastDeadline } from "./_clock.ts";
 import { test } from "./_harness.ts";
 
 let seq = 0;
@@ -27,14 +28,6 @@ function withCache(
       rmSync(dir, { recursive: true, force: true });
     }
   };
-}
-
-async function until(predicate: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 test(
@@ -85,7 +78,7 @@ test(
     assert.equal(cache.add("k", 2), false);
     assert.equal(cache.get("k"), 1);
     cache.set("short", "x", { ttlMs: 10 });
-    await until(() => !cache.has("short"), 2_000);
+    await pastDeadline(performance.now(), 10);
     assert.equal(cache.add("short", "y"), true, "an expired entry counts as absent");
     assert.equal(cache.get("short"), "y");
     assert.equal(cache.stats().sets, 3);
@@ -184,15 +177,20 @@ test(
 test(
   "TTL: the cache default and a per-entry override",
   withCache({ ttlMs: 60 }, async (cache) => {
-    cache.set("default", 1);
+    // Each entry must be gone once its own TTL has passed since its set
+    // returned (a TTL taken too long is caught); "long" and "forever" must
+    // still be there (60 s is far beyond any stall of this test).
     cache.set("short", 2, { ttlMs: 20 });
+    const shortSet = performance.now();
+    cache.set("default", 1);
+    const defaultSet = performance.now();
     cache.set("forever", 3, { ttlMs: Infinity });
     cache.set("long", 4, { ttlMs: 60_000 });
-    assert.equal(cache.get("short"), 2);
-    await until(() => !cache.has("short"), 2_000);
-    assert.equal(cache.get("short"), undefined);
-    assert.equal(cache.get("default"), 1, "the default TTL is longer than the override");
-    await until(() => !cache.has("default"), 2_000);
+    await pastDeadline(shortSet, 20);
+    assert.equal(cache.get("short"), undefined, "the entry outlived its 20 ms TTL");
+    assert.equal(cache.has("short"), false);
+    await pastDeadline(defaultSet, 60);
+    assert.equal(cache.get("default"), undefined, "the entry outlived the cache's 60 ms TTL");
     assert.equal(cache.get("forever"), 3);
     assert.equal(cache.get("long"), 4);
     // Expired entries are reclaimed first when room is needed, and counted.
@@ -205,10 +203,11 @@ test(
   "expired entries are evicted before live ones and counted",
   withCache({ capacity: 3 }, async (cache) => {
     cache.set("old", 1, { ttlMs: 10 });
+    const oldSet = performance.now();
     cache.set("a", 2);
     cache.set("b", 3);
     cache.get("a");
-    await until(() => !cache.has("old"), 2_000);
+    await pastDeadline(oldSet, 10);
     cache.set("c", 4);
     assert.equal(cache.stats().expirations, 1);
     assert.equal(cache.stats().evictions, 0);
@@ -359,3 +358,36 @@ test("`using` closes the cache", () => {
   SharedCache.destroy("using-test", { dir });
   rmSync(dir, { recursive: true, force: true });
 });
+
+test(
+  "a Uint8Array read is the caller's own copy: later reads and writes leave it as it was",
+  withCache({}, (cache) => {
+    cache.set("a", new Uint8Array([1, 2, 3]));
+    cache.set("b", new Uint8Array([9, 9, 9, 9, 9]));
+    const a = cache.get("a") as Uint8Array;
+    const b = cache.get("b") as Uint8Array;
+    // A view of the handle's value buffer would now show b's bytes.
+    assert.deepEqual([...a], [1, 2, 3]);
+    assert.deepEqual([...b], [9, 9, 9, 9, 9]);
+    assert.notEqual(a.buffer, b.buffer);
+    a[0] = 42;
+    assert.deepEqual(
+      [...(cache.get("a") as Uint8Array)],
+      [1, 2, 3],
+      "the caller's edit reached the cache",
+    );
+    cache.set("a", new Uint8Array([7]));
+    assert.deepEqual([...a], [42, 2, 3]);
+  }),
+);
+
+test(
+  "objects with text beyond Latin-1 round-trip exactly",
+  withCache({}, (cache) => {
+    const value = { name: "Zoë 東京 🚀", list: ["é", "\u2028", "𝄞"] };
+    cache.set("u", value);
+    assert.deepEqual(cache.get("u"), value);
+    cache.set("s", "naïve ☃");
+    assert.equal(cache.get("s"), "naïve ☃");
+  }),
+);
