@@ -42,6 +42,26 @@ export interface MemoryCacheOptions {
    * `set` gives its own. Default: entries do not expire.
    */
   ttlMs?: number;
+  /**
+   * The clock that times entries, in milliseconds: a function returning a
+   * number that never decreases. Default: `performance.now`, which the wall
+   * clock's changes do not move. Give your own to control time, in tests or
+   * in a simulation.
+   *
+   * @example A clock the caller advances
+   * ```ts
+   * import { MemoryCache } from "./memory_cache.ts";
+   *
+   * let time = 0;
+   * const cache = new MemoryCache<number>({ ttlMs: 100, clock: () => time });
+   * cache.set("k", 1);
+   * time = 99;
+   * cache.get("k"); // 1
+   * time = 100;
+   * cache.get("k"); // undefined
+   * ```
+   */
+  clock?: () => number;
 }
 
 /** Options of {@linkcode MemoryCache.prototype.set}. */
@@ -79,9 +99,14 @@ export type MemoryCacheKey = string | Uint8Array;
 export const DEFAULT_MEMORY_CACHE_CAPACITY = 1000;
 
 const NEVER = Number.POSITIVE_INFINITY;
-const CACHE_OPTIONS: readonly (keyof MemoryCacheOptions)[] = ["capacity", "maxSize", "ttlMs"];
+const CACHE_OPTIONS: readonly (keyof MemoryCacheOptions)[] = [
+  "capacity",
+  "maxSize",
+  "ttlMs",
+  "clock",
+];
 const SET_OPTIONS: readonly (keyof MemoryCacheSetOptions)[] = ["ttlMs"];
-const now: () => number = performance.now.bind(performance);
+const monotonic: () => number = performance.now.bind(performance);
 
 /** One entry, also a node of the SIEVE queue (`prev` is newer, `next` is older). */
 class Entry<V> {
@@ -89,7 +114,7 @@ class Entry<V> {
   /** Whether `key` lives in the map of byte keys. */
   binary: boolean;
   value: V;
-  /** The `performance.now()` deadline, or `NEVER`. */
+  /** The deadline on the cache's clock, or `NEVER`. */
   expiresAt: number;
   visited = false;
   prev: Entry<V> | null = null;
@@ -116,8 +141,8 @@ class Entry<V> {
  * its type). Strings are compared as JavaScript strings. String keys are the
  * fast path: a byte key costs a string conversion per call.
  *
- * Expiry uses the monotonic clock (`performance.now()`), so changes of the
- * wall clock do not expire or revive entries. Expired entries are removed
+ * Expiry uses the monotonic clock (`performance.now()`, or the `clock`
+ * option), so changes of the wall clock do not expire or revive entries. Expired entries are removed
  * when they are accessed or when the eviction hand passes them.
  *
  * @example Basic use
@@ -141,6 +166,7 @@ export class MemoryCache<V = unknown> {
   #bytes = new Map<string, Entry<V>>();
   #capacity: number;
   #ttlMs: number;
+  #now: () => number;
   /** The newest entry. */
   #head: Entry<V> | null = null;
   /** The oldest entry. */
@@ -160,9 +186,9 @@ export class MemoryCache<V = unknown> {
   /**
    * Creates an empty cache.
    *
-   * @param options The capacity (or `maxSize`) and the default time to live.
+   * @param options The capacity (or `maxSize`), the default time to live and the clock.
    * @throws {RangeError} If `capacity`, `maxSize` or `ttlMs` is out of range, or `capacity` and `maxSize` differ.
-   * @throws {TypeError} If `options` is not an object or names an unknown option.
+   * @throws {TypeError} If `options` is not an object or names an unknown option, or `clock` is not a function.
    *
    * @example
    * ```ts
@@ -174,7 +200,10 @@ export class MemoryCache<V = unknown> {
    */
   constructor(options: MemoryCacheOptions = {}) {
     checkOptionNames(options, CACHE_OPTIONS, "MemoryCache options");
-    const { capacity, maxSize, ttlMs } = options;
+    const { capacity, maxSize, ttlMs, clock } = options;
+    if (clock !== undefined && typeof clock !== "function") {
+      throw new TypeError(`MemoryCache clock must be a function, got ${describe(clock)}`);
+    }
     if (capacity !== undefined) checkCapacity("capacity", capacity);
     if (maxSize !== undefined) checkCapacity("maxSize", maxSize);
     if (capacity !== undefined && maxSize !== undefined && capacity !== maxSize) {
@@ -185,6 +214,7 @@ export class MemoryCache<V = unknown> {
     if (ttlMs !== undefined) checkTtl("MemoryCache ttlMs", ttlMs);
     this.#capacity = capacity ?? maxSize ?? DEFAULT_MEMORY_CACHE_CAPACITY;
     this.#ttlMs = ttlMs ?? NEVER;
+    this.#now = clock ?? monotonic;
   }
 
   /**
@@ -280,7 +310,7 @@ export class MemoryCache<V = unknown> {
       checkTtl("MemoryCache.set ttlMs", options.ttlMs);
       ttlMs = options.ttlMs;
     }
-    const expiresAt = ttlMs === NEVER ? NEVER : now() + ttlMs;
+    const expiresAt = ttlMs === NEVER ? NEVER : this.#now() + ttlMs;
     const binary = typeof key !== "string";
     const mapKey = binary ? latin1(key) : key;
     this.#assertOpen();
@@ -467,7 +497,7 @@ export class MemoryCache<V = unknown> {
       this.#assertOpen();
       return undefined;
     }
-    if (entry.expiresAt !== NEVER && now() >= entry.expiresAt) {
+    if (entry.expiresAt !== NEVER && this.#now() >= entry.expiresAt) {
       this.#remove(entry);
       this.#expirations++;
       return undefined;
@@ -480,7 +510,7 @@ export class MemoryCache<V = unknown> {
     // Bound: the walk clears the flag of every visited entry it passes, so
     // after at most `size` steps it reaches an entry it has already cleared.
     let node = this.#hand ?? this.#tail;
-    const t = now();
+    const t = this.#now();
     for (let steps = 0; node !== null && steps <= this.size; steps++) {
       const expired = node.expiresAt !== NEVER && t >= node.expiresAt;
       if (expired || !node.visited) {

@@ -28,6 +28,12 @@ export interface TestOptions {
   timeoutMs?: number;
   /** Skip the test (the caller prints why). */
   ignore?: boolean;
+  /**
+   * Why the test cannot run here (no root, no `unshare`...), or undefined to
+   * run it. A reason skips the test: it is reported as skipped, with the
+   * reason printed, never counted as passed.
+   */
+  skip?: string;
 }
 
 /** Registers `fn` as a test under whichever runtime runs the file. */
@@ -36,6 +42,10 @@ export function test(
   fn: () => unknown | Promise<unknown>,
   options: TestOptions = {},
 ): void {
+  if (options.skip !== undefined) {
+    console.log(`skipped: ${name}: ${options.skip}`);
+    options = { ...options, ignore: true };
+  }
   if (denoNs) {
     denoNs.test({
       name,

@@ -3,11 +3,10 @@
  * eviction, TTL, Uint8Array keys, validation and disposal.
  */
 import assert from "node:assert/strict";
+import { pastDeadline } from "./_clock.ts";
 import { test } from "./_harness.ts";
 import { MemoryCache } from "../lib/memory_cache.ts";
 import { CacheError } from "../lib/errors.ts";
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 test("MemoryCache: get, set, has, delete, size and stats", () => {
   const cache = new MemoryCache<number>({ capacity: 10 });
@@ -136,36 +135,62 @@ test("MemoryCache: random churn keeps size within capacity and never loses a fre
   }
 });
 
-test("MemoryCache: entries expire after the cache's ttlMs or their own", async () => {
-  const cache = new MemoryCache<string>({ ttlMs: 40 });
+/** A clock the test moves by hand. */
+function manualClock(): { now: () => number; advance: (ms: number) => void } {
+  let time = 1_000;
+  return { now: () => time, advance: (ms) => void (time += ms) };
+}
+
+test("MemoryCache: entries expire after the cache's ttlMs or their own", () => {
+  const clock = manualClock();
+  const cache = new MemoryCache<string>({ ttlMs: 40, clock: clock.now });
   cache.set("default", "x");
   cache.set("short", "x", { ttlMs: 10 });
   cache.set("forever", "x", { ttlMs: Infinity });
-  await sleep(25);
-  assert.equal(cache.get("short"), undefined);
-  assert.equal(cache.get("default"), "x");
-  await sleep(40);
-  assert.equal(cache.has("default"), false);
+  clock.advance(9);
+  assert.equal(cache.get("short"), "x", "expired before its ttlMs");
+  clock.advance(1);
+  assert.equal(cache.get("short"), undefined, "outlived its ttlMs");
+  clock.advance(29);
+  assert.equal(cache.get("default"), "x", "expired before the cache's ttlMs");
+  clock.advance(1);
+  assert.equal(cache.has("default"), false, "outlived the cache's ttlMs");
   assert.equal(cache.get("forever"), "x");
   assert.equal(cache.stats().expirations, 2);
   assert.equal(cache.size, 1);
 });
 
-test("MemoryCache: set renews an entry's time to live", async () => {
-  const cache = new MemoryCache<number>({ ttlMs: 40 });
+test("MemoryCache: set renews an entry's time to live", () => {
+  const clock = manualClock();
+  const cache = new MemoryCache<number>({ ttlMs: 40, clock: clock.now });
   cache.set("k", 1);
-  await sleep(25);
+  clock.advance(25);
   cache.set("k", 2);
-  await sleep(25);
+  clock.advance(39);
   assert.equal(cache.get("k"), 2);
+  clock.advance(1);
+  assert.equal(cache.get("k"), undefined);
 });
 
-test("MemoryCache: the eviction hand removes an expired entry it meets, as an expiration", async () => {
-  const cache = new MemoryCache<number>({ capacity: 2 });
+test("MemoryCache: the default clock is the monotonic one; a clock that is not a function is a TypeError", async () => {
+  const cache = new MemoryCache<number>();
+  cache.set("k", 1, { ttlMs: 5 });
+  const setAt = performance.now();
+  await pastDeadline(setAt, 5);
+  assert.equal(cache.get("k"), undefined);
+  assert.throws(() => new MemoryCache({ clock: 5 as unknown as () => number }), {
+    name: "TypeError",
+    message: "MemoryCache clock must be a function, got 5",
+  });
+});
+
+test("MemoryCache: the eviction hand removes an expired entry it meets, as an expiration", () => {
+  const clock = manualClock();
+  const cache = new MemoryCache<number>({ capacity: 2, clock: clock.now });
   cache.set("live", 1);
   cache.set("brief", 2, { ttlMs: 5 });
   cache.get("live"); // visited: the hand passes it
-  await sleep(15);
+  clock.advance(5);
   cache.set("new", 3); // the hand clears live, then meets brief, expired
   assert.deepEqual(["live", "brief", "new"].map((k) => cache.has(k)), [true, false, true]);
   assert.equal(cache.stats().expirations, 1);

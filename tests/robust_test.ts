@@ -7,7 +7,16 @@
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  openSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { CacheError, SharedCache } from "../mod.ts";
@@ -67,11 +76,10 @@ test("a zombie owner: the parent that has not reaped it still gets the lock", as
     while (procState(holder.pid) !== "Z") {
       assert.ok(Date.now() < deadline, "the child never became a zombie");
     }
-    const t0 = performance.now();
     cache.set("after", 1);
-    const ms = performance.now() - t0;
     assert.equal(procState(holder.pid), "Z", "the child is still an unreaped zombie");
-    assert.ok(ms < 1_000, `set took ${ms} ms with a zombie owner`);
+    // Recovered, not waited out (the bound is 5 s): no lock timeout.
+    assert.equal(cache.stats().lockTimeouts, 0);
     assert.equal(cache.get("after"), 1);
     assert.equal(cache.stats().recoveries, 1);
     assert.equal(cache.stats().droppedWrites, 0);
@@ -80,11 +88,27 @@ test("a zombie owner: the parent that has not reaped it still gets the lock", as
   }
 });
 
-test("a dead owner whose PID was reused by a live process is recovered", async () => {
+/** Why the next PID cannot be steered here, or undefined. */
+function pidSteeringUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) {
-    console.log("skipped: steering the next PID through /proc/sys/kernel/ns_last_pid needs root");
-    return;
+    return "steering the next PID through /proc/sys/kernel/ns_last_pid needs root";
   }
+  try {
+    accessSync("/proc/sys/kernel/ns_last_pid", constants.W_OK);
+  } catch (e) {
+    return `cannot write /proc/sys/kernel/ns_last_pid (${(e as Error).message})`;
+  }
+  return undefined;
+}
+
+/** Why a PID namespace cannot be made here, or undefined. */
+function unshareUnavailable(): string | undefined {
+  const probe = spawnSync("unshare", ["--pid", "--fork", "true"], { stdio: "ignore" });
+  if (probe.status === 0) return undefined;
+  return `unshare --pid is not permitted here (${probe.error?.message ?? `exit ${probe.status}`})`;
+}
+
+test("a dead owner whose PID was reused by a live process is recovered", async () => {
   const scope = new Scope();
   try {
     using cache = open(scope, "reuse", 5_000);
@@ -96,12 +120,7 @@ test("a dead owner whose PID was reused by a live process is recovered", async (
       deadPid = holder.pid;
       holder.kill("SIGKILL");
       await holder.wait();
-      try {
-        writeFileSync("/proc/sys/kernel/ns_last_pid", String(deadPid - 1));
-      } catch (e) {
-        console.log(`skipped: cannot write ns_last_pid (${(e as Error).message})`);
-        return;
-      }
+      writeFileSync("/proc/sys/kernel/ns_last_pid", String(deadPid - 1));
       const p = spawn("sleep", ["30"], { stdio: "ignore" });
       if (p.pid === deadPid) reused = p;
       else {
@@ -123,10 +142,9 @@ test("a dead owner whose PID was reused by a live process is recovered", async (
         !["gone", "Z", "X", "x"].includes(state),
         `the PID is alive again (state ${state})`,
       );
-      const t0 = performance.now();
       cache.set("after", 1);
-      const ms = performance.now() - t0;
-      assert.ok(ms < 1_000, `set took ${ms} ms`);
+      // Recovered, not waited out (the bound is 5 s): no lock timeout.
+      assert.equal(cache.stats().lockTimeouts, 0);
       assert.equal(cache.get("after"), 1);
       assert.equal(cache.stats().droppedWrites, 0);
     } finally {
@@ -135,59 +153,58 @@ test("a dead owner whose PID was reused by a live process is recovered", async (
   } finally {
     await scope.cleanup();
   }
-});
+}, { skip: pidSteeringUnavailable() });
 
-test("an owner in another PID namespace: alive it is never robbed, dead it is recovered", async () => {
-  const probe = spawnSync("unshare", ["--pid", "--fork", "true"], { stdio: "ignore" });
-  if (probe.status !== 0) {
-    console.log(
-      `skipped: unshare --pid is not permitted here (${
-        probe.error?.message ?? `exit ${probe.status}`
-      })`,
-    );
-    return;
-  }
-  const scope = new Scope();
-  let wrapper: ReturnType<typeof spawn> | undefined;
-  try {
-    using cache = open(scope, "ns", 100);
-    const [bin, argv] = runtimeCommand("bun", fixture, ["hold-lock", scope.dir, "ns"]);
-    wrapper = spawn("unshare", ["--pid", "--fork", "--kill-child", bin, ...argv], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    let out = "";
-    wrapper.stdout!.setEncoding("utf8");
-    wrapper.stdout!.on("data", (c: string) => out += c);
-    await until(() => out.includes("locked"), 20_000, "namespaced holder locked");
-    // Inside its namespace the owner is PID 1: a PID-based probe would look at init.
-    assert.equal(cache.stats().lockOwnerPid, 1);
-    cache.set("while-alive", 1);
-    assert.equal(cache.stats().droppedWrites, 1, "a live owner in another namespace is not robbed");
-    assert.throws(
-      () => cache.lock(),
-      (e: unknown) => e instanceof CacheError && e.code === "LockTimeout",
-    );
-    // Kill the owner itself (the unshare wrapper's child) by its PID in our namespace.
-    const inner = Number(
-      readFileSync(`/proc/${wrapper.pid}/task/${wrapper.pid}/children`, "utf8").trim().split(
-        " ",
-      )[0],
-    );
-    assert.ok(inner > 1);
-    process.kill(inner, "SIGKILL");
-    await until(
-      () => procState(inner) === "gone" || procState(inner) === "Z",
-      5_000,
-      "namespaced owner died",
-    );
-    cache.set("after", 2);
-    assert.equal(cache.get("after"), 2);
-    assert.equal(cache.stats().recoveries, 1);
-  } finally {
-    wrapper?.kill("SIGKILL");
-    await scope.cleanup();
-  }
-});
+test(
+  "an owner in another PID namespace: alive it is never robbed, dead it is recovered",
+  async () => {
+    const scope = new Scope();
+    let wrapper: ReturnType<typeof spawn> | undefined;
+    try {
+      using cache = open(scope, "ns", 100);
+      const [bin, argv] = runtimeCommand("bun", fixture, ["hold-lock", scope.dir, "ns"]);
+      wrapper = spawn("unshare", ["--pid", "--fork", "--kill-child", bin, ...argv], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let out = "";
+      wrapper.stdout!.setEncoding("utf8");
+      wrapper.stdout!.on("data", (c: string) => out += c);
+      await until(() => out.includes("locked"), 20_000, "namespaced holder locked");
+      // Inside its namespace the owner is PID 1: a PID-based probe would look at init.
+      assert.equal(cache.stats().lockOwnerPid, 1);
+      cache.set("while-alive", 1);
+      assert.equal(
+        cache.stats().droppedWrites,
+        1,
+        "a live owner in another namespace is not robbed",
+      );
+      assert.throws(
+        () => cache.lock(),
+        (e: unknown) => e instanceof CacheError && e.code === "LockTimeout",
+      );
+      // Kill the owner itself (the unshare wrapper's child) by its PID in our namespace.
+      const inner = Number(
+        readFileSync(`/proc/${wrapper.pid}/task/${wrapper.pid}/children`, "utf8").trim().split(
+          " ",
+        )[0],
+      );
+      assert.ok(inner > 1);
+      process.kill(inner, "SIGKILL");
+      await until(
+        () => procState(inner) === "gone" || procState(inner) === "Z",
+        5_000,
+        "namespaced owner died",
+      );
+      cache.set("after", 2);
+      assert.equal(cache.get("after"), 2);
+      assert.equal(cache.stats().recoveries, 1);
+    } finally {
+      wrapper?.kill("SIGKILL");
+      await scope.cleanup();
+    }
+  },
+  { skip: unshareUnavailable() },
+);
 
 test("an owner stopped mid-write: readers and writers return within the bound, SIGCONT finishes it, nothing is lost", async () => {
   const scope = new Scope();
@@ -208,12 +225,9 @@ test("an owner stopped mid-write: readers and writers return within the bound, S
     await writer.line("parking");
     await until(() => procState(writer.pid) === "T", 10_000, "writer stopped");
     assert.equal(cache._writerActive(), true);
-    let t0 = performance.now();
+    // Both give up at their bound (150 ms), as the counters below show.
     assert.equal(cache.get("other"), undefined, "a reader gives up with a miss");
-    assert.ok(performance.now() - t0 < 2_000);
-    t0 = performance.now();
     cache.set("x", 1);
-    assert.ok(performance.now() - t0 < 2_000);
     const s = cache.stats();
     assert.equal(s.readTimeouts, 1);
     assert.equal(s.droppedWrites, 1);
@@ -374,6 +388,8 @@ test(
           "--capacity=40",
         ]);
         await writer.line("running");
+        // Not synchronisation: a random delay so that the kills land at
+        // random points of the writer's loop.
         await sleep(rand() % 12);
         writer.kill("SIGKILL");
         // Time from the kill to a successful write (it recovers if the
