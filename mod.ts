@@ -21,6 +21,7 @@ export {
   type VerifyResult,
 } from "./lib/cache.ts";
 export { CacheLock } from "./lib/guard.ts";
+export { cacheDirectory, type CacheInfo, inspectCache, listCaches } from "./lib/inspect.ts";
 export { CacheError, type CacheErrorCode } from "./lib/errors.ts";
 export type { CacheValue } from "./lib/codec.ts";
 export {

@@ -18,15 +18,21 @@ import {
 } from "./_single_flight.ts";
 import type { Native, NativeHandle } from "./ffi/symbols.ts";
 
-/** Options of {@linkcode SharedCache.open}. Every process must pass the same geometry and TTL. */
+/**
+ * Options of {@linkcode SharedCache.open}. The geometry (`capacity`,
+ * `maxKeyBytes`, `maxValueBytes`) and `ttlMs` are fixed when the cache is
+ * created: a process that gives one of them must give the cache's value
+ * (else `CacheError` `Mismatch`), and one that leaves them out attaches with
+ * the cache's values. Creating a cache needs the three geometry fields.
+ */
 export interface SharedCacheOptions {
-  /** Maximum number of entries (1 to 67,108,864). */
-  capacity: number;
-  /** Maximum encoded key size in bytes (UTF-8 for strings; 1 to 65,535). */
-  maxKeyBytes: number;
-  /** Maximum encoded value size in bytes (see `codec.ts`; 1 to 134,217,727). */
-  maxValueBytes: number;
-  /** Default time to live of an entry in milliseconds; omitted = no expiry. */
+  /** Maximum number of entries (1 to 67,108,864). Needed to create the cache; omitted = the existing cache's. */
+  capacity?: number;
+  /** Maximum encoded key size in bytes (UTF-8 for strings; 1 to 65,535). Needed to create the cache; omitted = the existing cache's. */
+  maxKeyBytes?: number;
+  /** Maximum encoded value size in bytes (see `codec.ts`; 1 to 134,217,727). Needed to create the cache; omitted = the existing cache's. */
+  maxValueBytes?: number;
+  /** Default time to live of an entry in milliseconds. Omitted: the existing cache's, or no expiry for a new cache. */
   ttlMs?: number;
   /** The directory of the cache files (default `/dev/shm/shm-cache-<uid>` on Linux, else `$TMPDIR/shm-cache-<uid>`). Must be 0700 and owned by the user. */
   dir?: string;
@@ -53,13 +59,18 @@ export interface SetOptions {
   ttlMs?: number;
 }
 
-/** Counters of {@linkcode SharedCache.stats}. */
+/**
+ * Counters of {@linkcode SharedCache.stats}. `hits`, `misses`, `memoHits`,
+ * `readTimeouts`, `droppedWrites` and `lockTimeouts` are one handle's, or,
+ * with `{ allHandles: true }` (and in `inspectCache`), the sum over every
+ * handle that ever had the cache open, in any process, closed ones included.
+ */
 export interface CacheStats {
-  /** Reads that found a live entry, by this handle. */
+  /** Reads that found a live entry. */
   hits: number;
-  /** Reads that found nothing (or an expired entry), by this handle. */
+  /** Reads that found nothing (or an expired entry). */
   misses: number;
-  /** Hits of this handle answered from its decode memo (see `decodeCacheBytes`): no copy, no decode. */
+  /** Hits answered from the handle's decode memo (see `decodeCacheBytes`): no copy, no decode. */
   memoHits: number;
   /** Successful writes, by all processes. */
   sets: number;
@@ -73,11 +84,11 @@ export interface CacheStats {
   recoveries: number;
   /** Structure rebuilds after a crash mid-write or a corruption, by all processes. */
   rebuilds: number;
-  /** Reads of this handle that gave up (as a miss) on a writer stuck beyond `lockTimeoutMs`. */
+  /** Reads that gave up (as a miss) on a writer stuck beyond `lockTimeoutMs`. */
   readTimeouts: number;
-  /** Writes dropped by this handle: the lock stayed held beyond `lockTimeoutMs`, or a new key found no room in its run of the hash table (practically never with honest keys; routinely with keys crafted to crowd it). */
+  /** Writes dropped: the lock stayed held beyond `lockTimeoutMs`, or a new key found no room in its run of the hash table (practically never with honest keys; routinely with keys crafted to crowd it). */
   droppedWrites: number;
-  /** Lock waits of this handle that ran out (dropped writes and refused `lock()` calls). */
+  /** Lock waits that ran out (dropped writes and refused `lock()` calls). */
   lockTimeouts: number;
   /** Results of `getOrSet` returned without being stored, by this handle: too large, or not storable by the codec. */
   unstoredResults: number;
@@ -118,6 +129,10 @@ const TTL_MS_MAX = 1e15;
 const CAPACITY_MAX = 1 << 26;
 const KEY_BYTES_MAX = (1 << 16) - 1;
 const VALUE_BYTES_MAX = (1 << 27) - 1;
+/** f64 that shmc_stats fills (zig/src/exports.zig stats_len). */
+const STATS_LEN = 16;
+/** shmc_open's config: -1 = not given (taken from the existing cache). */
+const NOT_GIVEN = -1;
 const NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 const ERR_CAP = 512;
 const DEFAULT_DECODE_CACHE_BYTES = 1 << 20;
@@ -142,7 +157,8 @@ function checkInt(name: string, value: unknown, min: number, max: number): numbe
   return value;
 }
 
-function checkName(name: unknown): string {
+/** Validates a cache name (as the native side does, plus no `..`). */
+export function checkName(name: unknown): string {
   if (typeof name !== "string") {
     throw new TypeError(`cache name must be a string, got ${typeof name}`);
   }
@@ -156,7 +172,8 @@ function checkName(name: unknown): string {
   return name;
 }
 
-function checkDir(dir: unknown): string {
+/** Validates `dir`; "" for the default directory. */
+export function checkDir(dir: unknown): string {
   if (dir === undefined) return "";
   if (typeof dir !== "string" || dir.length === 0 || dir.includes("\0")) {
     throw new TypeError(`dir must be a non-empty path string, got ${JSON.stringify(dir)}`);
@@ -181,6 +198,31 @@ function describeKey(key: string | Uint8Array): string {
     return key.length > 40 ? `${JSON.stringify(key.slice(0, 40))}...` : JSON.stringify(key);
   }
   return `Uint8Array(${key.byteLength})`;
+}
+
+/**
+ * The stats vector of shmc_stats and shmc_inspect (zig/src/exports.zig
+ * stats_fill) as {@linkcode CacheStats}.
+ */
+export function statsFromVector(s: Float64Array, unstoredResults: number): CacheStats {
+  return {
+    hits: s[0],
+    misses: s[1],
+    memoHits: s[2],
+    sets: s[6],
+    deletes: s[7],
+    evictions: s[8],
+    expirations: s[9],
+    recoveries: s[10],
+    rebuilds: s[11],
+    readTimeouts: s[3],
+    droppedWrites: s[5],
+    lockTimeouts: s[4],
+    unstoredResults,
+    size: s[12],
+    capacity: s[13],
+    lockOwnerPid: s[14],
+  };
 }
 
 /** Which handles of this isolate hold a lock, by cache identity. */
@@ -238,13 +280,11 @@ export class SharedCache implements Disposable {
   #memoVal: (string | undefined)[];
   #memoBytes = 0;
   #memoSweep = 0;
-  #memoHits = 0;
   readonly #memoBudget: number;
   readonly #maxKeyBytes: number;
   readonly #maxValueBytes: number;
   readonly #lockState: { held: boolean };
-  readonly #stats = new Float64Array(16);
-  #droppedWrites = 0;
+  readonly #stats = new Float64Array(STATS_LEN);
   /** The counters of getOrSet (see _single_flight.ts). */
   readonly #flightCounts = newFlightCounts();
   #guard: CacheLock | undefined;
@@ -256,7 +296,7 @@ export class SharedCache implements Disposable {
     handle: NativeHandle,
     name: string,
     identity: string,
-    options: SharedCacheOptions & { decodeCacheBytes: number },
+    options: { maxKeyBytes: number; maxValueBytes: number; decodeCacheBytes: number },
   ) {
     this.#native = native;
     this.#handle = handle;
@@ -305,21 +345,38 @@ export class SharedCache implements Disposable {
   }
 
   /**
-   * Opens the cache `name`, creating its region when it does not exist.
-   * Every process must pass the same `capacity`, `maxKeyBytes`,
-   * `maxValueBytes` and `ttlMs`; a mismatch throws `CacheError`
-   * `Mismatch` naming the field.
+   * Opens the cache `name`: attaches to it when it exists, else creates it
+   * (which needs `capacity`, `maxKeyBytes` and `maxValueBytes`). A
+   * geometry field or `ttlMs` that is given must equal the existing
+   * cache's, else `CacheError` `Mismatch` names the field; one left out is
+   * taken from the cache. Opening a cache that does not exist without the
+   * geometry throws `CacheError` `NotFound`.
+   *
+   * @param name 1-128 letters, digits, `-`, `_` or `.` (the file is `<dir>/<name>.shmc`).
+   * @param options Geometry, TTL, directory and per-handle settings; all optional to attach.
+   * @returns An open handle; close it (or let `using` do it).
+   * @example
+   * ```ts
+   * import { SharedCache } from "./mod.ts";
+   * SharedCache.open("sessions", { capacity: 10_000, maxKeyBytes: 256, maxValueBytes: 4096 }).close();
+   * using attached = SharedCache.open("sessions"); // the geometry comes from the cache
+   * attached.stats().capacity; // 10000
+   * ```
    */
-  static open(name: string, options: SharedCacheOptions): SharedCache {
+  static open(name: string, options: SharedCacheOptions = {}): SharedCache {
     checkName(name);
     if (typeof options !== "object" || options === null) {
-      throw new TypeError(`options must be an object with capacity, maxKeyBytes and maxValueBytes`);
+      throw new TypeError(
+        `options must be an object, got ${options === null ? "null" : typeof options}`,
+      );
     }
     checkOptionNames(options, OPEN_OPTIONS, "SharedCache.open options");
-    const capacity = checkInt("capacity", options.capacity, 1, CAPACITY_MAX);
-    const maxKeyBytes = checkInt("maxKeyBytes", options.maxKeyBytes, 1, KEY_BYTES_MAX);
-    const maxValueBytes = checkInt("maxValueBytes", options.maxValueBytes, 1, VALUE_BYTES_MAX);
-    const ttlMs = options.ttlMs === undefined ? 0 : checkInt("ttlMs", options.ttlMs, 1, TTL_MS_MAX);
+    const optional = (field: string, value: unknown, min: number, max: number): number =>
+      value === undefined ? NOT_GIVEN : checkInt(field, value, min, max);
+    const capacity = optional("capacity", options.capacity, 1, CAPACITY_MAX);
+    const maxKeyBytes = optional("maxKeyBytes", options.maxKeyBytes, 1, KEY_BYTES_MAX);
+    const maxValueBytes = optional("maxValueBytes", options.maxValueBytes, 1, VALUE_BYTES_MAX);
+    const ttlMs = optional("ttlMs", options.ttlMs, 1, TTL_MS_MAX);
     const lockTimeoutMs = options.lockTimeoutMs === undefined
       ? DEFAULT_LOCK_TIMEOUT_MS
       : checkInt("lockTimeoutMs", options.lockTimeoutMs, 1, 3_600_000);
@@ -330,11 +387,12 @@ export class SharedCache implements Disposable {
     const native = loadNative();
     const dirBytes = textEncoder.encode(dir);
     const nameBytes = textEncoder.encode(name);
-    // The native limits include the tag byte that codec.ts prepends.
+    // The native limits include the tag byte that codec.ts prepends. On
+    // success the native side writes the cache's own geometry back.
     const config = new Float64Array([
       capacity,
-      maxKeyBytes + 1,
-      maxValueBytes + 1,
+      maxKeyBytes === NOT_GIVEN ? NOT_GIVEN : maxKeyBytes + 1,
+      maxValueBytes === NOT_GIVEN ? NOT_GIVEN : maxValueBytes + 1,
       ttlMs,
       lockTimeoutMs,
     ]);
@@ -360,15 +418,12 @@ export class SharedCache implements Disposable {
       if (native.shmc_file_id(handle, id) !== 0) {
         throw new CacheError("Io", `cache ${JSON.stringify(name)}: cannot stat its file`);
       }
-      const normalized = {
-        ...options,
-        capacity,
-        maxKeyBytes,
-        maxValueBytes,
-        lockTimeoutMs,
+      const geometry = {
+        maxKeyBytes: config[1] - 1,
+        maxValueBytes: config[2] - 1,
         decodeCacheBytes,
       };
-      return new SharedCache(native, handle, name, `${id[0]}:${id[1]}`, normalized);
+      return new SharedCache(native, handle, name, `${id[0]}:${id[1]}`, geometry);
     } catch (e) {
       native.shmc_close(handle);
       throw e;
@@ -441,7 +496,6 @@ export class SharedCache implements Disposable {
       // The native side found this handle's memo entry for this exact
       // write (slot, length, stamp and checksum) and copied nothing.
       if (meta[1] !== 0) {
-        this.#memoHits++;
         return this.#memoVal[meta[0] & this.#memoMask];
       }
       return this.#decodeRead(rc);
@@ -570,12 +624,10 @@ export class SharedCache implements Disposable {
     const rc = this.#native.shmc_put(handle, n, len, ttl, mode);
     if (rc === 0) return true;
     if (rc === -Status.miss && mode === INSERT_ADD) return false;
-    // Dropped: the lock stayed held, or the key's probe run in the table
-    // had no room (keys that hash alike; zig/src/table.zig).
-    if (rc === -Status.lockTimeout || rc === -Status.full) {
-      this.#droppedWrites++;
-      return false;
-    }
+    // Dropped (and counted natively in droppedWrites): the lock stayed
+    // held, or the key's probe run in the table had no room (keys that hash
+    // alike; zig/src/table.zig).
+    if (rc === -Status.lockTimeout || rc === -Status.full) return false;
     return this.#fail(rc, mode === INSERT_ADD ? "add" : "set");
   }
 
@@ -639,10 +691,8 @@ export class SharedCache implements Disposable {
     const rc = this.#native.shmc_del(handle, n);
     if (rc === 0) return true;
     if (rc === -Status.miss) return false;
-    if (rc === -Status.lockTimeout) {
-      this.#droppedWrites++;
-      return false;
-    }
+    // Dropped, and counted natively in droppedWrites.
+    if (rc === -Status.lockTimeout) return false;
     return this.#fail(rc, "delete");
   }
 
@@ -664,28 +714,29 @@ export class SharedCache implements Disposable {
     return this.#native.shmc_size(this.#open());
   }
 
-  /** Counters; `hits`, `misses`, `readTimeouts`, `droppedWrites` and `lockTimeouts` are this handle's, the others the cache's. */
-  stats(): CacheStats {
+  /**
+   * The counters. `hits`, `misses`, `memoHits`, `readTimeouts`,
+   * `droppedWrites` and `lockTimeouts` are this handle's, or with
+   * `{ allHandles: true }` summed over every handle that ever had the cache
+   * open (any process, closed handles included: each handle counts in a
+   * cache line of its own in the shared region); the others are the cache's.
+   *
+   * @param options `allHandles: true` for the whole cache's counts.
+   * @returns A fresh object of counters.
+   * @example
+   * ```ts
+   * import { SharedCache } from "./mod.ts";
+   * using cache = SharedCache.open("stats-doc", { capacity: 10, maxKeyBytes: 16, maxValueBytes: 16 });
+   * cache.get("nothing");
+   * cache.stats().misses; // 1
+   * cache.stats({ allHandles: true }).misses; // 1 or more: other processes count too
+   * ```
+   */
+  stats(options: { allHandles?: boolean } = {}): CacheStats {
     const s = this.#stats;
-    this.#native.shmc_stats(this.#open(), s);
-    return {
-      hits: s[0],
-      misses: s[1],
-      memoHits: this.#memoHits,
-      sets: s[5],
-      deletes: s[6],
-      evictions: s[7],
-      expirations: s[8],
-      recoveries: s[9],
-      rebuilds: s[10],
-      readTimeouts: s[2],
-      droppedWrites: this.#droppedWrites,
-      lockTimeouts: s[3],
-      unstoredResults: this.#flightCounts.oversizeSkips + this.#flightCounts.unstorableSkips,
-      size: s[11],
-      capacity: s[12],
-      lockOwnerPid: s[13],
-    };
+    this.#native.shmc_stats(this.#open(), options.allHandles === true ? 1 : 0, s);
+    const unstored = this.#flightCounts.oversizeSkips + this.#flightCounts.unstorableSkips;
+    return statsFromVector(s, unstored);
   }
 
   /**

@@ -21,6 +21,7 @@ export type CacheErrorCode =
   | "Forked"
   | "Full"
   | "Closed"
+  | "NotFound"
   | "LibraryNotFound";
 
 /**
@@ -66,6 +67,7 @@ export const Status = {
   outOfMemory: 13,
   forked: 14,
   full: 15,
+  notFound: 16,
 } as const;
 
 const CODES: readonly CacheErrorCode[] = [
@@ -85,6 +87,7 @@ const CODES: readonly CacheErrorCode[] = [
   "OutOfMemory",
   "Forked",
   "Full",
+  "NotFound",
 ];
 
 /** Builds the exception for a non-ok native status (positive code). */

@@ -234,8 +234,8 @@ test("reopening with other geometry or TTL names the differing field", () => {
       /maxValueBytes 64, but 65/,
     );
     assert.throws(
-      () => SharedCache.open("geo", { ...BASE, dir }),
-      /ttlMs 1000, but 0 was requested/,
+      () => SharedCache.open("geo", { ...BASE, dir, ttlMs: 2000 }),
+      /ttlMs 1000, but 2000 was requested/,
     );
     // Nothing was touched by the refused opens.
     assert.equal(cache.get("a"), 1);

@@ -10,7 +10,8 @@ export const symbols = {
   // u32 shmc_abi_version(void)
   shmc_abi_version: { parameters: [], result: "u32" },
   // void* shmc_open(const u8* dir, u32 dir_len, const u8* name, u32 name_len,
-  //                 const f64 config[5], u8* err, u32 err_cap, i32 status_out[2])
+  //                 f64 config[5] /* in: -1 = not given; out: the region's geometry */,
+  //                 u8* err, u32 err_cap, i32 status_out[2])
   shmc_open: {
     parameters: ["buffer", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer"],
     result: "pointer",
@@ -20,6 +21,29 @@ export const symbols = {
   // i32 shmc_destroy(const u8* dir, u32 dir_len, const u8* name, u32 name_len,
   //                  u8* err, u32 err_cap, i32 status_out[2])
   shmc_destroy: {
+    parameters: ["buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
+    result: "i32",
+  },
+  // i32 shmc_inspect(const u8* dir, u32 dir_len, const u8* name, u32 name_len, f64 out[24],
+  //                  u32* pids, u32 pids_cap, u8* err, u32 err_cap, i32 status_out[2])
+  shmc_inspect: {
+    parameters: [
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+      "buffer",
+      "u32",
+      "buffer",
+      "u32",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  // i32 shmc_dir(const u8* dir, u32 dir_len, u8* out, u32 out_cap, u8* err, u32 err_cap,
+  //              i32 status_out[2])
+  shmc_dir: {
     parameters: ["buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
     result: "i32",
   },
@@ -49,8 +73,8 @@ export const symbols = {
   shmc_clear: { parameters: ["pointer"], result: "i32" },
   // i32 shmc_size(void* h)
   shmc_size: { parameters: ["pointer"], result: "i32" },
-  // void shmc_stats(void* h, f64 out[16])
-  shmc_stats: { parameters: ["pointer", "buffer"], result: "void" },
+  // void shmc_stats(void* h, u32 all /* 1 = summed over every handle */, f64 out[16])
+  shmc_stats: { parameters: ["pointer", "u32", "buffer"], result: "void" },
   // i32 shmc_lock(void* h)
   shmc_lock: { parameters: ["pointer"], result: "i32" },
   // i32 shmc_unlock(void* h)
@@ -74,7 +98,7 @@ export const symbols = {
 } as const;
 
 /** The ABI version this binding expects (zig/src/exports.zig abi_version). */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 /** An opaque native handle (a Deno pointer object or a Bun number). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol } | number | object;
@@ -98,6 +122,27 @@ export interface Native {
     dirLen: number,
     name: Uint8Array,
     nameLen: number,
+    err: Uint8Array,
+    errCap: number,
+    status: Int32Array,
+  ): number;
+  shmc_inspect(
+    dir: Uint8Array,
+    dirLen: number,
+    name: Uint8Array,
+    nameLen: number,
+    out: Float64Array,
+    pids: Uint32Array,
+    pidsCap: number,
+    err: Uint8Array,
+    errCap: number,
+    status: Int32Array,
+  ): number;
+  shmc_dir(
+    dir: Uint8Array,
+    dirLen: number,
+    out: Uint8Array,
+    outCap: number,
     err: Uint8Array,
     errCap: number,
     status: Int32Array,
@@ -135,7 +180,7 @@ export interface Native {
   shmc_del(h: NativeHandle, keyLen: number): number;
   shmc_clear(h: NativeHandle): number;
   shmc_size(h: NativeHandle): number;
-  shmc_stats(h: NativeHandle, out: Float64Array): void;
+  shmc_stats(h: NativeHandle, all: number, out: Float64Array): void;
   shmc_lock(h: NativeHandle): number;
   shmc_unlock(h: NativeHandle): number;
   shmc_recover(h: NativeHandle): number;

@@ -12,9 +12,10 @@ const region = @import("region.zig");
 const Status = @import("status.zig").Status;
 const Handle = @import("handle.zig").Handle;
 const sys = @import("sys.zig");
+const counters = @import("counters.zig");
 
 /// Bumped with any change of a signature below.
-pub const abi_version: u32 = 5;
+pub const abi_version: u32 = 6;
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;
@@ -42,7 +43,16 @@ export fn shmc_abi_version() u32 {
     return abi_version;
 }
 
-/// config: [capacity, key_bytes_max, value_bytes_max, ttl_ms, lock_timeout_ms]
+fn fail_out(m: *const files.Message, status_out: [*]i32) void {
+    status_out[0] = @backingInt(m.status);
+    status_out[1] = @intCast(m.len);
+}
+
+/// config: [capacity, key_bytes_max, value_bytes_max, ttl_ms,
+/// lock_timeout_ms], in and out. In: -1 for a field not given (the first
+/// four; an existing region's value is used, and a missing region is not
+/// created unless the first three are given). Out, on success: the
+/// region's capacity, key_bytes_max, value_bytes_max and ttl_ms.
 /// On failure returns null and writes the status to status_out[0] and a
 /// message (not NUL-terminated; its length to status_out[1]) into err.
 export fn shmc_open(
@@ -50,7 +60,7 @@ export fn shmc_open(
     dir_len: u32,
     name: ?[*]const u8,
     name_len: u32,
-    config: [*]const f64,
+    config: [*]f64,
     err: [*]u8,
     err_cap: u32,
     status_out: [*]i32,
@@ -59,25 +69,31 @@ export fn shmc_open(
     var options: files.Options = undefined;
     inline for (.{ "capacity", "key_bytes_max", "value_bytes_max", "ttl_ms", "lock_timeout_ms" }, 0..) |field, i| {
         const v = config[i];
-        if (!(v >= 0 and v <= 1e15) or @floor(v) != v) {
+        const optional = i < 4;
+        if (optional and v == -1) {
+            @field(options, field) = null;
+        } else if (!(v >= 0 and v <= 1e15) or @floor(v) != v) {
             m.fail(.invalid_argument, "{s} must be a non-negative integer, got {d}", .{ field, v }) catch {};
-            status_out[0] = @backingInt(m.status);
-            status_out[1] = @intCast(m.len);
+            fail_out(&m, status_out);
             return null;
+        } else {
+            @field(options, field) = @intFromFloat(v);
         }
-        @field(options, field) = @intFromFloat(v);
     }
     if (options.lock_timeout_ms > lock_timeout_ms_max) {
         m.fail(.invalid_argument, "lockTimeoutMs must be at most {d}, got {d}", .{ lock_timeout_ms_max, options.lock_timeout_ms }) catch {};
-        status_out[0] = @backingInt(m.status);
-        status_out[1] = @intCast(m.len);
+        fail_out(&m, status_out);
         return null;
     }
     const h = files.open(bytes(dir, dir_len), bytes(name, name_len), options, &m) catch {
-        status_out[0] = @backingInt(m.status);
-        status_out[1] = @intCast(m.len);
+        fail_out(&m, status_out);
         return null;
     };
+    config[0] = @floatFromInt(h.geo.capacity);
+    config[1] = @floatFromInt(h.geo.key_bytes_max);
+    config[2] = @floatFromInt(h.geo.value_bytes_max);
+    // A TTL beyond 2^53 ms (a file's garbage) rounds; it only ever delays.
+    config[3] = @floatFromInt(h.geo.ttl_ms);
     status_out[0] = 0;
     status_out[1] = 0;
     return h;
@@ -91,11 +107,51 @@ export fn shmc_close(h: ?*anyopaque) void {
 export fn shmc_destroy(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name_len: u32, err: [*]u8, err_cap: u32, status_out: [*]i32) i32 {
     var m: files.Message = .{ .buf = err[0..err_cap] };
     files.destroy(bytes(dir, dir_len), bytes(name, name_len), &m) catch {
-        status_out[0] = @backingInt(m.status);
-        status_out[1] = @intCast(m.len);
+        fail_out(&m, status_out);
         return neg(m.status);
     };
     return 0;
+}
+
+/// Reads the cache `name` without opening a handle on it (files.inspect:
+/// no liveness slot, no lock, a read-only mapping). Fills out[0..inspect_len]
+/// (as f64): the stats vector of shmc_stats for the whole cache, then the
+/// file's bytes, key_bytes_max, value_bytes_max, ttl_ms, open handles, the
+/// lock owner's slot (0 = free), 1 if that owner is alive, 1 if a writer is
+/// mid-mutation (seq odd). The open handles' PIDs go to pids[0..pids_cap).
+/// Returns the number of open handles, or -status with a message as for
+/// shmc_open.
+export fn shmc_inspect(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name_len: u32, out: [*]f64, pids: [*]u32, pids_cap: u32, err: [*]u8, err_cap: u32, status_out: [*]i32) i32 {
+    var m: files.Message = .{ .buf = err[0..err_cap] };
+    const in = files.inspect(bytes(dir, dir_len), bytes(name, name_len), pids[0..pids_cap], &m) catch {
+        fail_out(&m, status_out);
+        return neg(m.status);
+    };
+    const owner = lock.word_slot(in.lock_word);
+    const owner_pid = if (owner == 0) 0 else lock.word_pid(in.lock_word);
+    stats_fill(out, in.totals, in.shared, in.count, in.geo.capacity, owner_pid, in.seq);
+    const extra = [inspect_len - stats_len]u64{
+        in.file_bytes,                in.geo.key_bytes_max, in.geo.value_bytes_max,
+        in.geo.ttl_ms,                in.handles,           owner,
+        @intFromBool(in.owner_alive), in.seq & 1,
+    };
+    for (extra, stats_len..) |v, i| out[i] = @floatFromInt(v);
+    return @intCast(in.handles);
+}
+
+pub const inspect_len = stats_len + 8;
+
+/// The cache directory (`dir`, or the per-user default when dir_len is 0)
+/// into out[0..out_cap], checked as an open checks it. Its length, or
+/// -status (not_found when it does not exist) with a message as for
+/// shmc_open.
+export fn shmc_dir(dir: ?[*]const u8, dir_len: u32, out: [*]u8, out_cap: u32, err: [*]u8, err_cap: u32, status_out: [*]i32) i32 {
+    var m: files.Message = .{ .buf = err[0..err_cap] };
+    const path = files.resolve_dir(bytes(dir, dir_len), out[0..out_cap], &m) catch {
+        fail_out(&m, status_out);
+        return neg(m.status);
+    };
+    return @intCast(path.len);
 }
 
 /// The value's length (>= 0, copied into out), or -status (miss = -1).
@@ -168,6 +224,7 @@ export fn shmc_get(h: ?*anyopaque, key_len: u32, want_value: u32) i32 {
     var hit: store.Hit = .{ .memo = if (want_value != 0) hd.io_memo else &.{} };
     const rc = lookup_status(hd, key, if (want_value != 0) hd.io_value else null, &hit);
     if (rc >= 0) {
+        if (hit.memo_hit) counters.bump(hd.line, .memo_hits);
         hd.io_meta[0..meta_len_min].* = .{
             hit.index,            @intFromBool(hit.memo_hit),
             @truncate(hit.stamp), @truncate(hit.stamp >> 32),
@@ -202,12 +259,19 @@ export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[
     store.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms, m) catch |e| return switch (e) {
         error.Exists => neg(.miss),
         error.TooLarge => neg(.too_large),
-        error.Timeout => neg(.lock_timeout),
+        error.Timeout => dropped(handle(h), .lock_timeout),
         error.Corrupt => neg(.corrupt),
         error.Forked => neg(.forked),
-        error.Full => neg(.full),
+        error.Full => dropped(handle(h), .full),
     };
     return 0;
+}
+
+/// A write that did not happen and is not the caller's mistake: the lock
+/// stayed held, or the key's run of the table had no room.
+fn dropped(hd: *Handle, status: Status) i32 {
+    counters.bump(hd.line, .dropped_writes);
+    return neg(status);
 }
 
 /// 0 = removed, -1 = miss, other negative = status.
@@ -215,7 +279,7 @@ export fn shmc_remove(h: ?*anyopaque, key: ?[*]const u8, key_len: u32) i32 {
     if (forked(handle(h))) return neg(.forked);
     const removed = store.remove(handle(h), bytes(key, key_len)) catch |e| return switch (e) {
         error.TooLarge => neg(.too_large),
-        error.Timeout => neg(.lock_timeout),
+        error.Timeout => dropped(handle(h), .lock_timeout),
         error.Forked => neg(.forked),
     };
     return if (removed) 0 else neg(.miss);
@@ -239,22 +303,35 @@ export fn shmc_size(h: ?*anyopaque) i32 {
 
 pub const stats_len = 16;
 
-/// Fills out[0..16] (as f64, exact below 2^53): hits, misses, read
-/// timeouts, lock timeouts, local recoveries, sets, deletes, evictions,
-/// expirations, recoveries, rebuilds, size, capacity, lock owner pid, own
-/// liveness slot, seq.
-export fn shmc_stats(h: ?*anyopaque, out: [*]f64) void {
+/// Fills out[0..16] (as f64, exact below 2^53): hits, misses, memo hits,
+/// read timeouts, lock timeouts, dropped writes, sets, deletes, evictions,
+/// expirations, recoveries, rebuilds, size, capacity, lock owner pid, seq.
+/// The first six are this handle's (all = 0) or the sum over every handle
+/// that ever had the cache open (all = 1; counters.zig); the others are the
+/// cache's.
+export fn shmc_stats(h: ?*anyopaque, all: u32, out: [*]f64) void {
     const hd = handle(h);
     const header = hd.header();
-    const values = [stats_len]u64{
-        hd.local.hits,                                    hd.local.misses,                                 hd.local.read_timeouts,
-        hd.local.lock_timeouts,                           hd.local.recoveries,                             @atomicLoad(u64, &header.sets, .monotonic),
-        @atomicLoad(u64, &header.deletes, .monotonic),    @atomicLoad(u64, &header.evictions, .monotonic), @atomicLoad(u64, &header.expirations, .monotonic),
-        @atomicLoad(u64, &header.recoveries, .monotonic), @atomicLoad(u64, &header.rebuilds, .monotonic),  @min(@atomicLoad(u32, &header.count, .monotonic), hd.geo.capacity),
-        hd.geo.capacity,                                  lock.owner_pid(hd),                              hd.live_slot,
-        @atomicLoad(u64, &header.seq, .monotonic),
+    const own = if (all != 0) counters.sum(hd.memory, hd.geo) else counters.since(hd.line, hd.base);
+    const shared = [6]u64{
+        @atomicLoad(u64, &header.sets, .monotonic),
+        @atomicLoad(u64, &header.deletes, .monotonic),
+        @atomicLoad(u64, &header.evictions, .monotonic),
+        @atomicLoad(u64, &header.expirations, .monotonic),
+        @atomicLoad(u64, &header.recoveries, .monotonic),
+        @atomicLoad(u64, &header.rebuilds, .monotonic),
     };
-    for (values, 0..) |v, i| out[i] = @floatFromInt(v);
+    // Monotonic loads: momentary figures; count clamped (untrusted file).
+    const count = @min(@atomicLoad(u32, &header.count, .monotonic), hd.geo.capacity);
+    stats_fill(out, own, shared, count, hd.geo.capacity, lock.owner_pid(hd), @atomicLoad(u64, &header.seq, .monotonic));
+}
+
+fn stats_fill(out: [*]f64, own: counters.Values, shared: [6]u64, count: u32, capacity: u32, owner_pid: u32, seq: u64) void {
+    comptime std.debug.assert(counters.fields_len + 6 + 4 == stats_len);
+    for (own, 0..) |v, i| out[i] = @floatFromInt(v);
+    for (shared, counters.fields_len..) |v, i| out[i] = @floatFromInt(v);
+    const rest = [4]u64{ count, capacity, owner_pid, seq };
+    for (rest, counters.fields_len + 6..) |v, i| out[i] = @floatFromInt(v);
 }
 
 /// Takes the writer lock for this handle (bounded by its timeout).
@@ -265,7 +342,7 @@ export fn shmc_lock(h: ?*anyopaque) i32 {
     store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| {
         return switch (e) {
             error.Timeout => blk: {
-                hd.local.lock_timeouts += 1;
+                counters.bump(hd.line, .lock_timeouts);
                 break :blk neg(.lock_timeout);
             },
             error.Held => neg(.lock_held),
@@ -295,13 +372,13 @@ export fn shmc_recover(h: ?*anyopaque) i32 {
     const odd = seqlock.is_odd(hd.header());
     if (owner == 0 and !odd) return 0;
     if (owner != 0 and owner != hd.live_slot and liveness.is_alive(hd.fd, owner)) return 0;
-    const before = hd.local.recoveries;
+    const before = hd.recoveries;
     store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
         error.Forked => neg(.forked),
         else => neg(.lock_timeout),
     };
     lock.release(hd);
-    return if (hd.local.recoveries != before or odd) 1 else 0;
+    return if (hd.recoveries != before or odd) 1 else 0;
 }
 
 /// Seqlock primitives for callers composing their own reads: returns the
@@ -382,4 +459,5 @@ test {
     _ = @import("table.zig");
     _ = @import("sieve.zig");
     _ = @import("threads.zig");
+    _ = counters;
 }

@@ -19,7 +19,10 @@
 //!   region holds one, so nobody maps a file that is rebuilt. A marker lost
 //!   to corruption while handles are open is reported, never rebuilt.
 //! - An initialized region is never truncated or rebuilt here: a mismatch
-//!   with the requested geometry or TTL is an error naming the field.
+//!   with the requested geometry or TTL is an error naming the field. A
+//!   field the caller leaves out is taken from the region (attach); only a
+//!   caller who gives the whole geometry may create a region.
+//! - `inspect` reads a cache without becoming one of its handles (see there).
 
 const std = @import("std");
 const assert = std.debug.assert;
@@ -33,6 +36,7 @@ const Handle = @import("handle.zig").Handle;
 const threads = @import("threads.zig");
 const seqlock = @import("seqlock.zig");
 const store = @import("store.zig");
+const counters = @import("counters.zig");
 
 pub const name_bytes_max = 128;
 const path_bytes_max = 4096;
@@ -54,11 +58,15 @@ pub const Message = struct {
     }
 };
 
+/// What the caller asks for. A null field was not given: an existing
+/// region's value is used (no Mismatch possible), and without capacity and
+/// both byte limits a missing region cannot be created (not_found).
 pub const Options = struct {
-    capacity: u64,
-    key_bytes_max: u64,
-    value_bytes_max: u64,
-    ttl_ms: u64,
+    capacity: ?u64,
+    key_bytes_max: ?u64,
+    value_bytes_max: ?u64,
+    /// null when creating = no expiry.
+    ttl_ms: ?u64,
     lock_timeout_ms: u64,
 };
 
@@ -101,6 +109,7 @@ fn open_dir(path: [:0]const u8, make: bool, m: *Message) error{Fail}!c.fd_t {
         return m.fail(.io, "cannot create directory {s}: errno {s}", .{ path, sys.last_name() });
     };
     const fd = sys.openat(c.AT.FDCWD, path.ptr, .{ .directory = true }) catch {
+        if (!make and sys.last() == .NOENT) return m.fail(.not_found, "directory {s} does not exist", .{path});
         if (sys.last() == .LOOP or sys.last() == .NOTDIR) {
             return m.fail(.unsafe_dir, "unsafe directory {s}: it is a symbolic link or not a directory", .{path});
         }
@@ -129,11 +138,11 @@ fn file_name(buf: *[name_bytes_max + 16]u8, name: []const u8, ext: []const u8) [
     return std.fmt.bufPrintSentinel(buf, "{s}{s}", .{ name, ext }, 0) catch unreachable;
 }
 
-fn open_file(dir_fd: c.fd_t, dir: []const u8, name: []const u8, ext: []const u8, create_it: bool, m: *Message) error{Fail}!c.fd_t {
+fn open_file(dir_fd: c.fd_t, dir: []const u8, name: []const u8, ext: []const u8, flags: sys.OpenFlags, m: *Message) error{Fail}!c.fd_t {
     var buf: [name_bytes_max + 16]u8 = undefined;
     const file = file_name(&buf, name, ext);
-    const fd = sys.openat(dir_fd, file.ptr, .{ .create = create_it }) catch {
-        if (!create_it and sys.last() == .NOENT) return m.fail(.miss, "{s}/{s} does not exist", .{ dir, file });
+    const fd = sys.openat(dir_fd, file.ptr, flags) catch {
+        if (!flags.create and sys.last() == .NOENT) return m.fail(.not_found, "{s}/{s} does not exist", .{ dir, file });
         if (sys.last() == .LOOP) return m.fail(.unsafe_dir, "unsafe {s}/{s}: it is a symbolic link", .{ dir, file });
         return m.fail(.io, "cannot open {s}/{s}: errno {s}", .{ dir, file, sys.last_name() });
     };
@@ -145,13 +154,14 @@ fn open_file(dir_fd: c.fd_t, dir: []const u8, name: []const u8, ext: []const u8,
     return fd;
 }
 
-/// The exclusive creation lock, waited for with backoff until the bound.
-fn creation_lock(fd: c.fd_t, timeout_ns: u64, m: *Message) error{Fail}!void {
+/// The creation lock (exclusive, or shared for an inspector), waited for
+/// with backoff until the bound.
+fn creation_lock(fd: c.fd_t, shared: bool, timeout_ns: u64, m: *Message) error{Fail}!void {
     const deadline = sys.now_ns() +| timeout_ns;
     var backoff: lock.Backoff = .{};
     // Bound: the deadline check below, once backoff is past spinning.
     while (true) {
-        const locked = liveness.creation_try(fd) catch return m.fail(.io, "the creation lock failed: errno {s}", .{@tagName(sys.errno_now())});
+        const locked = liveness.creation_try(fd, shared) catch return m.fail(.io, "the creation lock failed: errno {s}", .{@tagName(sys.errno_now())});
         if (locked) return;
         if (backoff.probing() and sys.now_ns() >= deadline) {
             return m.fail(.lock_timeout, "another process held the creation lock for more than {d} ms", .{timeout_ns / std.time.ns_per_ms});
@@ -180,22 +190,31 @@ fn forget_after_fork() void {
 
 const ext_data = ".shmc";
 
-/// Opens (creating if needed) the cache `name`. On failure `m` says why.
+/// The geometry to create a region with, when the caller gave all of it.
+fn requested_geometry(options: Options, m: *Message) error{Fail}!?region.Geometry {
+    const capacity = options.capacity orelse return null;
+    const key_max = options.key_bytes_max orelse return null;
+    const value_max = options.value_bytes_max orelse return null;
+    return region.geometry(capacity, key_max, value_max, options.ttl_ms orelse 0) catch |e| {
+        return switch (e) {
+            error.Capacity => m.fail(.invalid_argument, "capacity must be 1..{d}, got {d}", .{ region.capacity_max, capacity }),
+            error.KeyBytes => m.fail(.invalid_argument, "maxKeyBytes must be 1..{d}, got {d}", .{ region.key_bytes_max - 1, key_max -| 1 }),
+            error.ValueBytes => m.fail(.invalid_argument, "maxValueBytes must be at most {d}, got {d}", .{ region.value_bytes_max - 1, value_max -| 1 }),
+            error.TooLarge => m.fail(.invalid_argument, "the region would exceed {d} bytes (capacity {d} x slot of {d}+{d} bytes)", .{ region.region_bytes_max, capacity, key_max, value_max }),
+        };
+    };
+}
+
+/// Opens the cache `name`: attaches to an existing region, or creates one
+/// when the caller gave the whole geometry. On failure `m` says why.
 pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) error{Fail}!*Handle {
     if (!name_valid(name)) {
         return m.fail(.invalid_argument, "cache name must be 1-{d} bytes of letters, digits, '-', '_' or '.', not starting with '.'", .{name_bytes_max});
     }
-    const geo = region.geometry(options.capacity, options.key_bytes_max, options.value_bytes_max, options.ttl_ms) catch |e| {
-        return switch (e) {
-            error.Capacity => m.fail(.invalid_argument, "capacity must be 1..{d}, got {d}", .{ region.capacity_max, options.capacity }),
-            error.KeyBytes => m.fail(.invalid_argument, "maxKeyBytes must be 1..{d}, got {d}", .{ region.key_bytes_max - 1, options.key_bytes_max -| 1 }),
-            error.ValueBytes => m.fail(.invalid_argument, "maxValueBytes must be at most {d}, got {d}", .{ region.value_bytes_max - 1, options.value_bytes_max -| 1 }),
-            error.TooLarge => m.fail(.invalid_argument, "the region would exceed {d} bytes (capacity {d} x slot of {d}+{d} bytes)", .{ region.region_bytes_max, options.capacity, options.key_bytes_max, options.value_bytes_max }),
-        };
-    };
+    const wanted = try requested_geometry(options, m);
     var path_buf: [path_bytes_max]u8 = undefined;
     const path = try dir_path(dir, &path_buf, m);
-    const dir_fd = try open_dir(path, true, m);
+    const dir_fd = open_dir(path, wanted != null, m) catch |e| return not_found_hint(e, name, path, m);
     defer sys.close(dir_fd);
     const timeout_ns = options.lock_timeout_ms *| std.time.ns_per_ms;
     threads.init(); // the fork handler exists before any lock is taken
@@ -203,10 +222,14 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     defer process_unlock();
     // A creator may be reserving a large region: opening waits at least
     // open_wait_ns_min for the creation lock, whatever lockTimeoutMs says.
-    const fd = try open_locked(dir_fd, path, name, true, @max(timeout_ns, open_wait_ns_min), m);
+    const fd = open_locked(dir_fd, path, name, .{ .create = wanted != null }, @max(timeout_ns, open_wait_ns_min), m) catch |e| {
+        return not_found_hint(e, name, path, m);
+    };
     errdefer liveness.close_fd(fd);
     defer liveness.creation_release(fd);
-    const memory = try map_region(fd, geo, path, name, m);
+    const mapped = try map_region(fd, wanted, options, path, name, m);
+    const memory = mapped.memory;
+    const geo = mapped.geo;
     errdefer sys.munmap(memory);
     // Avoid the slot the lock word names: if its owner is dead, a new
     // handle there would make it look alive to everyone else.
@@ -221,13 +244,18 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
         liveness.release(fd, slot);
         return m.fail(.out_of_memory, "out of memory", .{});
     };
+    const line = region.counters_line(memory, geo, slot);
+    const pid = sys.getpid();
     h.* = .{
         .memory = memory,
         .geo = geo,
         .fd = fd,
         .live_slot = slot,
-        .pid = sys.getpid(),
+        .pid = pid,
         .lock_timeout_ns = timeout_ns,
+        .line = line,
+        // After the claim: the slot's previous handle is gone (counters.zig).
+        .base = counters.claim(line, pid),
         .hooks = hooks_enabled(),
     };
     threads.close_fn = close_now;
@@ -245,6 +273,12 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     return h;
 }
 
+/// An attach (no geometry given) that found no cache: say how to create one.
+fn not_found_hint(e: error{Fail}, name: []const u8, path: []const u8, m: *Message) error{Fail} {
+    if (m.status != .not_found) return e;
+    return m.fail(.not_found, "cache {s} does not exist in {s}; pass capacity, maxKeyBytes and maxValueBytes to create it", .{ name, path });
+}
+
 fn hooks_enabled() bool {
     const v = c.getenv("SHM_CACHE_TEST_HOOKS") orelse return false;
     return std.mem.eql(u8, std.mem.span(v), "1");
@@ -253,12 +287,13 @@ fn hooks_enabled() bool {
 /// Opens the region file and takes its creation lock. A file that was
 /// unlinked (by `destroy`) while we waited is not the cache any more: retry
 /// on the new one, a bounded number of times.
-fn open_locked(dir_fd: c.fd_t, path: []const u8, name: []const u8, create_it: bool, timeout_ns: u64, m: *Message) error{Fail}!c.fd_t {
+fn open_locked(dir_fd: c.fd_t, path: []const u8, name: []const u8, flags: sys.OpenFlags, timeout_ns: u64, m: *Message) error{Fail}!c.fd_t {
     const attempts_max = 8;
     var attempt: u32 = 0;
     while (attempt < attempts_max) : (attempt += 1) {
-        const fd = try open_file(dir_fd, path, name, ext_data, create_it, m);
-        creation_lock(fd, timeout_ns, m) catch |e| {
+        const fd = try open_file(dir_fd, path, name, ext_data, flags, m);
+        // Shared for a read-only inspector; exclusive for openers and destroy.
+        creation_lock(fd, flags.read_only, timeout_ns, m) catch |e| {
             liveness.close_fd(fd);
             return e;
         };
@@ -274,9 +309,12 @@ fn open_locked(dir_fd: c.fd_t, path: []const u8, name: []const u8, create_it: bo
     return m.fail(.io, "cache {s} was destroyed {d} times while this process opened it", .{ name, attempts_max });
 }
 
-/// Under the creation lock: map an initialized region that matches `geo`,
-/// or build one in a new (or never finished) file.
-fn map_region(fd: c.fd_t, geo: region.Geometry, dir: []const u8, name: []const u8, m: *Message) error{Fail}![]align(sys.page_size) u8 {
+const Mapped = struct { memory: []align(sys.page_size) u8, geo: region.Geometry };
+
+/// Under the creation lock: map an initialized region that matches what
+/// the caller gave, or build one of geometry `wanted` in a new (or never
+/// finished) file.
+fn map_region(fd: c.fd_t, wanted: ?region.Geometry, options: Options, dir: []const u8, name: []const u8, m: *Message) error{Fail}!Mapped {
     const st = sys.fstat(fd) catch return m.fail(.io, "cannot stat {s}/{s}{s}: errno {s}", .{ dir, name, ext_data, sys.last_name() });
     if (st.size >= region.header_bytes) {
         const memory = sys.mmap_shared(fd, st.size) catch return m.fail(.io, "mmap of {d} bytes failed: errno {s}", .{ st.size, sys.last_name() });
@@ -284,7 +322,11 @@ fn map_region(fd: c.fd_t, geo: region.Geometry, dir: []const u8, name: []const u
         // Acquire: pairs with the creator's Release store of the marker, so
         // the configuration written before it is visible.
         if (@atomicLoad(u32, &header.initialized, .acquire) == region.initialized_done) {
-            check_header(header, geo, st.size, name, m) catch |e| {
+            const geo = header_geometry(header, st.size, name, m) catch |e| {
+                sys.munmap(memory);
+                return e;
+            };
+            check_requested(geo, options, name, m) catch |e| {
                 sys.munmap(memory);
                 return e;
             };
@@ -295,7 +337,7 @@ fn map_region(fd: c.fd_t, geo: region.Geometry, dir: []const u8, name: []const u
                 store.reset_region(memory, geo);
                 header.boot_id = boot;
             }
-            return memory;
+            return .{ .memory = memory, .geo = geo };
         }
         // A creator writes the magic (over zeroes) before the marker, so a
         // file it never finished holds zero or the magic there. Anything
@@ -314,32 +356,50 @@ fn map_region(fd: c.fd_t, geo: region.Geometry, dir: []const u8, name: []const u
     if (liveness.any_held(fd)) {
         return m.fail(.corrupt, "{s}/{s}{s} has lost its initialized marker while processes have it open; remove it with SharedCache.destroy to start over", .{ dir, name, ext_data });
     }
-    return create(fd, geo, m);
+    const geo = wanted orelse {
+        return m.fail(.not_found, "cache {s} in {s} was never finished by the process creating it; pass capacity, maxKeyBytes and maxValueBytes to create it", .{ name, dir });
+    };
+    return .{ .memory = try create(fd, geo, m), .geo = geo };
 }
 
-fn check_header(header: *const region.Header, geo: region.Geometry, file_bytes: u64, name: []const u8, m: *Message) error{Fail}!void {
-    if (header.magic != region.magic) return m.fail(.corrupt, "cache {s}: bad magic, not a shm-cache region; remove it with SharedCache.destroy to start over", .{name});
-    if (header.format != region.format) {
-        return m.fail(.mismatch, "cache {s} has format {d}, this library reads format {d}", .{ name, header.format, region.format });
+/// The geometry of an initialized region, recomputed from the header's
+/// configuration (untrusted: copied once, then every derived field and the
+/// file size must agree with the recomputation).
+fn header_geometry(header: *const region.Header, file_bytes: u64, name: []const u8, m: *Message) error{Fail}!region.Geometry {
+    const h = header.*;
+    if (h.magic != region.magic) return m.fail(.corrupt, "cache {s}: bad magic, not a shm-cache region; remove it with SharedCache.destroy to start over", .{name});
+    if (h.format != region.format) {
+        return m.fail(.mismatch, "cache {s} has format {d}, this library reads format {d}", .{ name, h.format, region.format });
     }
-    const fields = [_]struct { []const u8, u64, u64 }{
-        .{ "capacity", header.capacity, geo.capacity },
-        .{ "maxKeyBytes", header.key_bytes_max -| 1, geo.key_bytes_max -| 1 },
-        .{ "maxValueBytes", header.value_bytes_max -| 1, geo.value_bytes_max -| 1 },
-        .{ "ttlMs", header.ttl_ms, geo.ttl_ms },
+    const geo = region.geometry(h.capacity, h.key_bytes_max, h.value_bytes_max, h.ttl_ms) catch {
+        return m.fail(.corrupt, "cache {s}: header geometry is out of range (capacity {d}, key bytes {d}, value bytes {d}); remove it with SharedCache.destroy to start over", .{ name, h.capacity, h.key_bytes_max, h.value_bytes_max });
     };
-    for (fields) |f| {
-        if (f[1] != f[2]) {
-            return m.fail(.mismatch, "cache {s} exists with {s} {d}, but {d} was requested", .{ name, f[0], f[1], f[2] });
-        }
-    }
-    if (header.table_capacity != geo.table_capacity or header.slot_bytes != geo.slot_bytes or
-        header.region_bytes != geo.region_bytes)
+    if (h.table_capacity != geo.table_capacity or h.slot_bytes != geo.slot_bytes or
+        h.region_bytes != geo.region_bytes)
     {
         return m.fail(.corrupt, "cache {s}: header geometry is inconsistent with its own limits; remove it with SharedCache.destroy to start over", .{name});
     }
     if (file_bytes != geo.region_bytes) {
         return m.fail(.corrupt, "cache {s}: file is {d} bytes, its header says {d}; remove it with SharedCache.destroy to start over", .{ name, file_bytes, geo.region_bytes });
+    }
+    assert(geo.region_bytes == file_bytes);
+    return geo;
+}
+
+/// Mismatch for the first field the caller gave that differs from the
+/// region's; fields not given are the region's by definition.
+fn check_requested(geo: region.Geometry, options: Options, name: []const u8, m: *Message) error{Fail}!void {
+    const fields = [_]struct { []const u8, u64, ?u64 }{
+        .{ "capacity", geo.capacity, options.capacity },
+        .{ "maxKeyBytes", geo.key_bytes_max -| 1, if (options.key_bytes_max) |v| v -| 1 else null },
+        .{ "maxValueBytes", geo.value_bytes_max -| 1, if (options.value_bytes_max) |v| v -| 1 else null },
+        .{ "ttlMs", geo.ttl_ms, options.ttl_ms },
+    };
+    for (fields) |f| {
+        const given = f[2] orelse continue;
+        if (f[1] != given) {
+            return m.fail(.mismatch, "cache {s} exists with {s} {d}, but {d} was requested", .{ name, f[0], f[1], given });
+        }
     }
 }
 
@@ -399,15 +459,15 @@ pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void 
     var path_buf: [path_bytes_max]u8 = undefined;
     const path = try dir_path(dir, &path_buf, m);
     const dir_fd = open_dir(path, false, m) catch |e| {
-        if (m.status == .io) return; // no directory: nothing to remove
+        if (m.status == .not_found) return; // no directory: nothing to remove
         return e;
     };
     defer sys.close(dir_fd);
     threads.init();
     process_lock();
     defer process_unlock();
-    const fd = open_locked(dir_fd, path, name, false, destroy_timeout_ns, m) catch |e| {
-        if (m.status == .miss) return; // no file: nothing to remove
+    const fd = open_locked(dir_fd, path, name, .{}, destroy_timeout_ns, m) catch |e| {
+        if (m.status == .not_found) return; // no file: nothing to remove
         return e;
     };
     defer liveness.close_fd(fd);
@@ -417,6 +477,108 @@ pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void 
     sys.unlinkat(dir_fd, file.ptr) catch {
         if (sys.last() != .NOENT) return m.fail(.io, "cannot remove {s}/{s}: errno {s}", .{ path, file, sys.last_name() });
     };
+}
+
+/// What `inspect` read: a moment's picture of a cache.
+pub const Inspection = struct {
+    geo: region.Geometry,
+    file_bytes: u64,
+    /// Entries now (clamped to the capacity: the file is untrusted).
+    count: u32,
+    /// Open handles (held liveness slots); their PIDs went to `pids`.
+    handles: u32,
+    lock_word: u64,
+    /// Whether the handle named by the lock word is alive (false when free).
+    owner_alive: bool,
+    seq: u64,
+    /// The per-handle counters summed over every handle ever (counters.zig).
+    totals: counters.Values,
+    /// The region's shared counters: sets, deletes, evictions, expirations,
+    /// recoveries, rebuilds.
+    shared: [6]u64,
+};
+
+/// Reads the cache `name` without becoming one of its handles: it takes no
+/// liveness slot (an inspector would count itself among the open handles,
+/// and could not be told from a user), never the writer lock, and maps the
+/// region read-only, so it cannot write it at all. For the moment of the
+/// read it holds the creation lock shared: openers and destroy wait that
+/// long (they take it exclusive), and no opener can truncate or rebuild the
+/// file under the mapping. The PIDs of the open handles (from their counter
+/// lines) go to the first `pids.len` entries of `pids`.
+pub fn inspect(dir: []const u8, name: []const u8, pids: []u32, m: *Message) error{Fail}!Inspection {
+    if (!name_valid(name)) {
+        return m.fail(.invalid_argument, "cache name must be 1-{d} bytes of letters, digits, '-', '_' or '.', not starting with '.'", .{name_bytes_max});
+    }
+    var path_buf: [path_bytes_max]u8 = undefined;
+    const path = try dir_path(dir, &path_buf, m);
+    const dir_fd = try open_dir(path, false, m);
+    defer sys.close(dir_fd);
+    process_lock();
+    defer process_unlock();
+    const fd = try open_locked(dir_fd, path, name, .{ .read_only = true }, open_wait_ns_min, m);
+    defer liveness.close_fd(fd);
+    defer liveness.creation_release(fd);
+    const st = sys.fstat(fd) catch return m.fail(.io, "cannot stat {s}/{s}{s}: errno {s}", .{ path, name, ext_data, sys.last_name() });
+    if (st.size < region.header_bytes) {
+        return m.fail(.corrupt, "{s}/{s}{s} is {d} bytes, smaller than a header: never finished, or not a shm-cache region", .{ path, name, ext_data, st.size });
+    }
+    const memory = sys.mmap_read(fd, st.size) catch return m.fail(.io, "mmap of {d} bytes failed: errno {s}", .{ st.size, sys.last_name() });
+    defer sys.munmap(memory);
+    const header: *const region.Header = @ptrCast(@alignCast(memory.ptr));
+    // Acquire: pairs with the creator's Release store of the marker.
+    if (@atomicLoad(u32, &header.initialized, .acquire) != region.initialized_done) {
+        return m.fail(.corrupt, "{s}/{s}{s} was never finished by the process creating it (or lost its marker)", .{ path, name, ext_data });
+    }
+    const geo = try header_geometry(header, st.size, name, m);
+    return inspect_mapped(fd, memory, geo, pids, m);
+}
+
+fn inspect_mapped(fd: c.fd_t, memory: []align(sys.page_size) u8, geo: region.Geometry, pids: []u32, m: *Message) error{Fail}!Inspection {
+    assert(memory.len == geo.region_bytes);
+    const header: *const region.Header = @ptrCast(@alignCast(memory.ptr));
+    var slots: [liveness.slots_max]u32 = undefined;
+    const handles = liveness.held_slots(fd, &slots) catch return m.fail(.io, "probing the liveness slots failed: errno {s}", .{@tagName(sys.errno_now())});
+    for (slots[0..@min(handles, slots.len)], 0..) |slot, i| {
+        if (i >= pids.len) break;
+        // Monotonic: diagnostics only.
+        pids[i] = @atomicLoad(u32, &region.counters_line(memory, geo, slot).pid, .monotonic);
+    }
+    // Monotonic loads throughout: a moment's figures, each untorn; none is
+    // used as an offset.
+    const word = @atomicLoad(u64, &header.lock_word, .monotonic);
+    const owner = lock.word_slot(word);
+    return .{
+        .geo = geo,
+        .file_bytes = memory.len,
+        .count = @min(@atomicLoad(u32, &header.count, .monotonic), geo.capacity),
+        .handles = handles,
+        .lock_word = word,
+        .owner_alive = owner != 0 and liveness.is_alive(fd, owner),
+        .seq = @atomicLoad(u64, &header.seq, .monotonic),
+        .totals = counters.sum(memory, geo),
+        .shared = .{
+            @atomicLoad(u64, &header.sets, .monotonic),
+            @atomicLoad(u64, &header.deletes, .monotonic),
+            @atomicLoad(u64, &header.evictions, .monotonic),
+            @atomicLoad(u64, &header.expirations, .monotonic),
+            @atomicLoad(u64, &header.recoveries, .monotonic),
+            @atomicLoad(u64, &header.rebuilds, .monotonic),
+        },
+    };
+}
+
+/// The cache directory (the caller's, or the per-user default) into `out`,
+/// after the checks an open makes (not a symlink, ours alone); not_found
+/// when it does not exist. Lists of caches read it (`shm-cache ls`).
+pub fn resolve_dir(dir: []const u8, out: []u8, m: *Message) error{Fail}![]const u8 {
+    var path_buf: [path_bytes_max]u8 = undefined;
+    const path = try dir_path(dir, &path_buf, m);
+    const dir_fd = try open_dir(path, false, m);
+    sys.close(dir_fd);
+    if (path.len > out.len) return m.fail(.invalid_argument, "the directory path is {d} bytes, the buffer {d}", .{ path.len, out.len });
+    @memcpy(out[0..path.len], path);
+    return out[0..path.len];
 }
 
 const destroy_timeout_ns = 10 * std.time.ns_per_s;

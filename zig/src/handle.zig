@@ -1,26 +1,12 @@
 //! A process-local handle on a mapped region: the validated geometry, the
-//! mapping, this handle's liveness slot and its private counters. Accessors
+//! mapping, this handle's liveness slot and its counter line. Accessors
 //! take indices that callers have already bounds-checked (asserted here).
 
 const std = @import("std");
 const assert = std.debug.assert;
 const region = @import("region.zig");
 const sys = @import("sys.zig");
-
-/// Counters that change on reads live here, in process memory, so that a
-/// hit writes no shared cache line (shared counters are in region.Header).
-pub const LocalStats = struct {
-    hits: u64 = 0,
-    misses: u64 = 0,
-    /// Reads that gave up (as a miss) because a live writer stayed
-    /// mid-mutation beyond the bound.
-    read_timeouts: u64 = 0,
-    /// Writes dropped and `lock` calls refused because a live owner held the
-    /// lock beyond the bound.
-    lock_timeouts: u64 = 0,
-    /// Recoveries of a dead owner's lock performed by this handle.
-    recoveries: u64 = 0,
-};
+const counters = @import("counters.zig");
 
 pub const Handle = struct {
     memory: []align(sys.page_size) u8,
@@ -35,7 +21,16 @@ pub const Handle = struct {
     lock_word: u64 = 0,
     lock_held: bool = false,
     lock_timeout_ns: u64,
-    local: LocalStats = .{},
+    /// The counter line of `live_slot` in the region: hits, misses and the
+    /// other per-handle counts (counters.zig; this handle is its only
+    /// writer, so a hit writes no line another process writes).
+    line: *region.Counters,
+    /// The line's counts when this handle claimed it (the slot's earlier
+    /// handles counted the rest): this handle's own counts are line - base.
+    base: counters.Values,
+    /// Recoveries of a dead owner's lock performed by this handle (process
+    /// memory: the region's total is Header.recoveries).
+    recoveries: u64 = 0,
     /// Test hook: when non-zero, the writer stops (SIGSTOP to itself is
     /// avoided; it spins forever) at that numbered step. See store.zig.
     fault_step: u32 = 0,

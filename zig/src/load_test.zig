@@ -3,7 +3,7 @@
 const std = @import("std");
 const c = std.c;
 
-const OpenFn = *const fn (?[*]const u8, u32, ?[*]const u8, u32, [*]const f64, [*]u8, u32, [*]i32) callconv(.c) ?*anyopaque;
+const OpenFn = *const fn (?[*]const u8, u32, ?[*]const u8, u32, [*]f64, [*]u8, u32, [*]i32) callconv(.c) ?*anyopaque;
 const CloseFn = *const fn (?*anyopaque) callconv(.c) void;
 const InsertFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]const u8, u32, f64, u32) callconv(.c) i32;
 const LookupFn = *const fn (?*anyopaque, ?[*]const u8, u32, ?[*]u8, u32) callconv(.c) i32;
@@ -13,6 +13,8 @@ const BindFn = *const fn (?*anyopaque, ?[*]u8, u32, ?[*]u8, u32, ?[*]u32, u32, ?
 const GetFn = *const fn (?*anyopaque, u32, u32) callconv(.c) i32;
 const PutFn = *const fn (?*anyopaque, u32, u32, f64, u32) callconv(.c) i32;
 const DelFn = *const fn (?*anyopaque, u32) callconv(.c) i32;
+const InspectFn = *const fn (?[*]const u8, u32, ?[*]const u8, u32, [*]f64, [*]u32, u32, [*]u8, u32, [*]i32) callconv(.c) i32;
+const StatsFn = *const fn (?*anyopaque, u32, [*]f64) callconv(.c) void;
 const DestroyFn = *const fn (?[*]const u8, u32, ?[*]const u8, u32, [*]u8, u32, [*]i32) callconv(.c) i32;
 
 fn symbol(lib: *anyopaque, comptime T: type, name: [*:0]const u8) !T {
@@ -38,7 +40,7 @@ test "the shared library round-trips through its C ABI" {
     const name = "load-test";
     var err: [256]u8 = undefined;
     var status: [2]i32 = .{ 0, 0 };
-    const config = [_]f64{ 64, 32, 64, 0, 1000 };
+    var config = [_]f64{ 64, 32, 64, 0, 1000 };
     const h = open(dir.ptr, @intCast(dir.len), name, name.len, &config, &err, err.len, &status) orelse {
         std.debug.print("open failed: {s}\n", .{err[0..@intCast(status[1])]});
         return error.OpenFailed;
@@ -130,4 +132,36 @@ test "the shared library round-trips through its C ABI" {
     const problems = verify(h, 0, &report, report.len, &report_len);
     if (problems != 0) std.debug.print("{s}\n", .{report[0..report_len[0]]});
     try std.testing.expectEqual(@as(i32, 0), problems);
+
+    // Attach without geometry: the region's is written back; a missing
+    // cache without geometry is not_found (16), not created.
+    var attach = [_]f64{ -1, -1, -1, -1, 1000 };
+    const h2 = open(dir.ptr, @intCast(dir.len), name, name.len, &attach, &err, err.len, &status) orelse return error.OpenFailed;
+    defer close(h2);
+    try std.testing.expectEqualSlices(f64, &.{ 64, 32, 64, 0 }, attach[0..4]);
+    var missing = [_]f64{ 64, -1, 64, -1, 1000 };
+    try std.testing.expect(open(dir.ptr, @intCast(dir.len), "nope", 4, &missing, &err, err.len, &status) == null);
+    try std.testing.expectEqual(@as(i32, 16), status[0]);
+    // A differing value given is a mismatch (7).
+    var differ = [_]f64{ 65, -1, -1, -1, 1000 };
+    try std.testing.expect(open(dir.ptr, @intCast(dir.len), name, name.len, &differ, &err, err.len, &status) == null);
+    try std.testing.expectEqual(@as(i32, 7), status[0]);
+
+    // Per-handle counters sum over handles; an inspector sees two handles.
+    const stats = try symbol(lib, StatsFn, "shmc_stats");
+    const inspect = try symbol(lib, InspectFn, "shmc_inspect");
+    try std.testing.expectEqual(@as(i32, 7), lookup(h2, "k1", 2, &out, out.len));
+    var own: [16]f64 = undefined;
+    var all: [16]f64 = undefined;
+    stats(h2, 0, &own);
+    stats(h2, 1, &all);
+    try std.testing.expectEqual(@as(f64, 1), own[0]);
+    stats(h, 0, &own);
+    try std.testing.expectEqual(all[0], own[0] + 1);
+    var info: [24]f64 = undefined;
+    var pids: [4]u32 = @splat(0);
+    try std.testing.expectEqual(@as(i32, 2), inspect(dir.ptr, @intCast(dir.len), name, name.len, &info, &pids, pids.len, &err, err.len, &status));
+    try std.testing.expectEqual(all[0], info[0]);
+    try std.testing.expectEqual(@as(u32, @intCast(c.getpid())), pids[0]);
+    try std.testing.expectEqual(@as(u32, @intCast(c.getpid())), pids[1]);
 }

@@ -131,7 +131,7 @@ pub fn acquire(h: *Handle, deadline_ns: u64) AcquireError!Acquired {
                 h.lock_word = next;
                 h.lock_held = true;
                 if (owner == 0) return .free;
-                h.local.recoveries += 1;
+                h.recoveries += 1;
                 return .recovered;
             }
             continue;

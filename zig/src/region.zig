@@ -1,7 +1,12 @@
 //! The layout of a cache region: one memory-mapped file shared by every
 //! process that opens the cache.
 //!
-//!   [ header: 4096 bytes ][ table: table_capacity × u64 ][ slots: capacity × slot_bytes ]
+//!   [ header: 4096 bytes ][ counters: 4096 × 64 bytes ][ table: table_capacity × u64 ]
+//!   [ slots: capacity × slot_bytes ]
+//!
+//! The counters are one cache line per liveness slot (liveness.zig): the
+//! handle holding slot k is the only writer of line k (counters.zig), so a
+//! read hit writes no cache line that another process writes.
 //!
 //! Invariants (each holds whenever `seq` is even and nobody holds the lock
 //! mid-mutation; crash recovery re-establishes them from the slots alone):
@@ -15,7 +20,9 @@
 //!
 //! The file is untrusted input: nothing read from it is used as an offset or
 //! a length before it is checked against the geometry, which itself is
-//! recomputed from the caller's options rather than taken from the file.
+//! recomputed by `geometry` (from the caller's options, or from the header's
+//! four configuration fields when the caller attaches without them) and
+//! then compared with every derived field of the header and the file size.
 //! A stale or torn read by a lock-free reader costs only a retry: readers
 //! validate through the seqlock before they return anything.
 
@@ -24,14 +31,18 @@ const assert = std.debug.assert;
 
 pub const magic: u64 = 0x4548_4341_434D_4853; // "SHMCACHE", little endian
 /// Changes whenever the layout, the locking protocol or the slot checksum
-/// changes (4: the checksum is XxHash64).
-pub const format: u32 = 4;
+/// changes (4: the checksum is XxHash64; 5: per-handle counter lines).
+pub const format: u32 = 5;
 /// Written last by a creator; a region without it was never finished.
 pub const initialized_done: u32 = 0x494E_4954; // "INIT"
 
 pub const nil: u32 = std.math.maxInt(u32);
 pub const header_bytes: u64 = 4096;
 pub const line_bytes = 64;
+/// One counter line per liveness slot number (1..4095; line 0 is unused,
+/// slot 0 means "no owner"). liveness.zig asserts slots_max < counter_lines.
+pub const counter_lines: u32 = 4096;
+pub const counters_bytes: u64 = @as(u64, counter_lines) * line_bytes;
 
 pub const capacity_max: u32 = 1 << 26;
 pub const key_bytes_max: u32 = 1 << 16;
@@ -75,8 +86,8 @@ pub const Header = extern struct {
     pad3: [line_bytes - 32]u8,
 
     // Line 4: shared counters, written only by the lock holder. Per-read
-    // counters (hits, misses) live in each process's handle instead, so a
-    // hit writes no shared cache line.
+    // counters (hits, misses, ...) live in each handle's own counter line
+    // instead (Counters), so a hit writes no shared cache line.
     sets: u64,
     deletes: u64,
     evictions: u64,
@@ -93,6 +104,33 @@ comptime {
     assert(@offsetOf(Header, "lock_word") == 2 * line_bytes);
     assert(@offsetOf(Header, "count") == 3 * line_bytes);
     assert(@offsetOf(Header, "sets") == 4 * line_bytes);
+}
+
+/// One handle's counters: the line of its liveness slot. Written only by
+/// the handle holding that slot (counters.zig says how and in what order),
+/// read by anyone who sums the cache's stats. A line is never reset: a
+/// handle that claims a slot keeps adding to what the slot's earlier
+/// handles (closed, or dead) counted, so the sum over all lines is the
+/// total of every handle that ever had the cache open, with no fold step
+/// that a crash could tear. A handle reports its own counts as the
+/// difference from the line's values when it opened.
+pub const Counters = extern struct {
+    hits: u64,
+    misses: u64,
+    memo_hits: u64,
+    read_timeouts: u64,
+    lock_timeouts: u64,
+    dropped_writes: u64,
+    /// The PID of the line's latest handle (diagnostics only).
+    pid: u32,
+    reserved0: u32,
+    reserved1: u64,
+};
+
+comptime {
+    assert(@sizeOf(Counters) == line_bytes);
+    assert(@alignOf(Counters) == 8);
+    assert(header_bytes % line_bytes == 0);
 }
 
 pub const slot_free: u8 = 0;
@@ -135,6 +173,7 @@ pub const Geometry = struct {
     value_bytes_max: u32,
     slot_bytes: u32,
     ttl_ms: u64,
+    counters_offset: u64,
     table_offset: u64,
     slots_offset: u64,
     region_bytes: u64,
@@ -152,7 +191,8 @@ pub fn geometry(capacity: u64, key_max: u64, value_max: u64, ttl_ms: u64) Geomet
     const slot_raw = @sizeOf(Slot) + key_max + value_max;
     const slot_bytes = std.mem.alignForward(u64, slot_raw, 8);
     const table_bytes = std.math.mul(u64, table_capacity, 8) catch return error.TooLarge;
-    const slots_offset = std.mem.alignForward(u64, header_bytes + table_bytes, line_bytes);
+    const table_offset = header_bytes + counters_bytes;
+    const slots_offset = std.mem.alignForward(u64, table_offset + table_bytes, line_bytes);
     const slots_bytes = std.math.mul(u64, capacity, slot_bytes) catch return error.TooLarge;
     const region_bytes_raw = std.math.add(u64, slots_offset, slots_bytes) catch return error.TooLarge;
     const region_bytes = std.mem.alignForward(u64, region_bytes_raw, 4096);
@@ -166,7 +206,8 @@ pub fn geometry(capacity: u64, key_max: u64, value_max: u64, ttl_ms: u64) Geomet
         .value_bytes_max = @intCast(value_max),
         .slot_bytes = @intCast(slot_bytes),
         .ttl_ms = ttl_ms,
-        .table_offset = header_bytes,
+        .counters_offset = header_bytes,
+        .table_offset = table_offset,
         .slots_offset = slots_offset,
         .region_bytes = region_bytes,
     };
@@ -196,6 +237,14 @@ pub fn init_header(memory: []u8, geo: Geometry, boot_id: u64) void {
     // Release: everything above is visible before the marker (pairs with
     // the Acquire load of openers, files.zig map_region).
     @atomicStore(u32, &header.initialized, initialized_done, .release);
+}
+
+/// The counter line of liveness slot `slot` in a mapped region.
+pub fn counters_line(memory: []u8, geo: Geometry, slot: u32) *Counters {
+    assert(slot >= 1 and slot < counter_lines);
+    assert(memory.len >= geo.table_offset);
+    const offset = geo.counters_offset + @as(u64, slot) * line_bytes;
+    return @ptrCast(@alignCast(memory.ptr + offset));
 }
 
 /// A bucket is one u64 so lock-free readers load it without tearing:
@@ -228,7 +277,8 @@ test "geometry rejects bad sizes and overflow" {
     try std.testing.expectError(error.TooLarge, geometry(capacity_max, key_bytes_max, value_bytes_max, 0));
     const g = try geometry(1000, 16, 100, 0);
     try std.testing.expectEqual(@as(u32, 2048), g.table_capacity);
-    try std.testing.expect(g.slots_offset >= header_bytes + 2048 * 8);
+    try std.testing.expect(g.table_offset == header_bytes + counters_bytes);
+    try std.testing.expect(g.slots_offset >= g.table_offset + 2048 * 8);
     try std.testing.expect(g.region_bytes % 4096 == 0);
 }
 

@@ -38,6 +38,9 @@ pub const Status = enum(c_int) {
     /// The key's probe run in the table has no room (keys that hash alike
     /// crowd it); the write was refused and nothing changed.
     full = 15,
+    /// The cache (or its directory) does not exist, and the caller gave no
+    /// geometry to create it with (attach, inspect, destroy's quiet case).
+    not_found = 16,
 };
 
 pub fn code(status: Status) c_int {

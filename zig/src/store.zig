@@ -31,6 +31,7 @@ const liveness = @import("liveness.zig");
 const sys = @import("sys.zig");
 const Status = @import("status.zig").Status;
 const Handle = @import("handle.zig").Handle;
+const counters = @import("counters.zig");
 
 const hash_seed: u64 = 0x5348_4D43_6B65_7931;
 const checksum_seed: u64 = 0x5348_4D43_7375_6D31;
@@ -264,8 +265,8 @@ pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8, hit: *Hit) LookupError!?u
         if (deadline_ns == 0) deadline_ns = sys.now_ns() +| h.lock_timeout_ns;
         if (backoff.probing()) {
             if (sys.now_ns() >= deadline_ns) {
-                h.local.read_timeouts += 1;
-                h.local.misses += 1;
+                counters.bump(h.line, .read_timeouts);
+                counters.bump(h.line, .misses);
                 return error.Timeout;
             }
             if (seqlock.is_odd(header)) recover_if_dead(h, deadline_ns);
@@ -280,7 +281,7 @@ fn count_read(h: *Handle, result: Probe, hit_index: u32, use: bool) ?u32 {
     switch (result) {
         .hit => |len| {
             if (!use) return len;
-            h.local.hits += 1;
+            counters.bump(h.line, .hits);
             const s = h.slot(hit_index);
             // Advisory SIEVE bit. Load first so a hot entry's line is not
             // written on every hit; Monotonic, since a lost or misplaced bit
@@ -293,7 +294,7 @@ fn count_read(h: *Handle, result: Probe, hit_index: u32, use: bool) ?u32 {
         // A validated .garbage means a corrupt region: report a miss; the
         // next writer that trips over it rebuilds.
         .miss, .expired, .garbage => {
-            if (use) h.local.misses += 1;
+            if (use) counters.bump(h.line, .misses);
             return null;
         },
     }
@@ -338,7 +339,7 @@ fn locked(h: *Handle) error{ Timeout, Forked }!bool {
     if (h.lock_held) return false;
     acquire(h, deadline(h)) catch |err| switch (err) {
         error.Timeout => {
-            h.local.lock_timeouts += 1;
+            counters.bump(h.line, .lock_timeouts);
             return error.Timeout;
         },
         error.Forked => return error.Forked,
@@ -777,7 +778,7 @@ const TestRegion = struct {
         t.memory = try testing.allocator.alignedAlloc(u8, .fromByteUnits(sys.page_size), @intCast(geo.region_bytes));
         @memset(t.memory, 0);
         region.init_header(t.memory, geo, 0);
-        t.handle = .{ .memory = t.memory, .geo = geo, .fd = -1, .live_slot = 1, .pid = 1, .lock_timeout_ns = std.time.ns_per_s };
+        t.handle = .{ .memory = t.memory, .geo = geo, .fd = -1, .live_slot = 1, .pid = 1, .lock_timeout_ns = std.time.ns_per_s, .line = region.counters_line(t.memory, geo, 1), .base = @splat(0) };
         return t;
     }
 

@@ -112,13 +112,16 @@ pub fn fstat(fd: c.fd_t) Error!Stat {
     };
 }
 
-pub const OpenFlags = struct { directory: bool = false, create: bool = false };
+pub const OpenFlags = struct { directory: bool = false, create: bool = false, read_only: bool = false };
 
 /// Opens without following a symlink in the last component, close-on-exec.
 pub fn openat(dir_fd: c.fd_t, path: [*:0]const u8, flags: OpenFlags) Error!c.fd_t {
     var o: c.O = .{ .NOFOLLOW = true, .CLOEXEC = true };
     if (flags.directory) {
         o.DIRECTORY = true;
+        o.ACCMODE = .RDONLY;
+    } else if (flags.read_only) {
+        std.debug.assert(!flags.create);
         o.ACCMODE = .RDONLY;
     } else {
         o.ACCMODE = .RDWR;
@@ -166,6 +169,17 @@ pub fn mmap_shared(fd: c.fd_t, bytes: u64) Error![]align(page_size) u8 {
     const prot: c.PROT = .{ .READ = true, .WRITE = true };
     var map: c.MAP = .{ .TYPE = .SHARED };
     map.TYPE = .SHARED;
+    const p = c.mmap(null, @intCast(bytes), prot, map, fd, 0);
+    if (p == c.MAP_FAILED) return fail();
+    const base: [*]align(page_size) u8 = @ptrCast(@alignCast(p));
+    return base[0..@intCast(bytes)];
+}
+
+/// A read-only shared mapping: whatever the caller does, it cannot write
+/// the region (an inspector, files.zig `inspect`).
+pub fn mmap_read(fd: c.fd_t, bytes: u64) Error![]align(page_size) u8 {
+    const prot: c.PROT = .{ .READ = true };
+    const map: c.MAP = .{ .TYPE = .SHARED };
     const p = c.mmap(null, @intCast(bytes), prot, map, fd, 0);
     if (p == c.MAP_FAILED) return fail();
     const base: [*]align(page_size) u8 = @ptrCast(@alignCast(p));

@@ -1,0 +1,310 @@
+/**
+ * The `shm-cache` CLI (lib/cli.ts) run as a real program under both
+ * runtimes, against caches that real Deno and Bun processes hold open; and
+ * attaching to a cache without its geometry.
+ */
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { CacheError, inspectCache, SharedCache } from "../mod.ts";
+import { test } from "./_harness.ts";
+import { root, type Runtime, Scope } from "./_proc.ts";
+
+const OPTIONS = { capacity: 1000, maxKeyBytes: 64, maxValueBytes: 256 };
+const CLI = join(root, "lib/cli.ts");
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI as its README says, under `runtime`; bounded. */
+function cli(runtime: Runtime, args: string[]): Run {
+  const bin = join(root, "node_modules/.bin", runtime);
+  const argv = runtime === "deno"
+    ? ["run", "--allow-ffi", "--allow-read", "--allow-env", "--allow-write", CLI, ...args]
+    : [CLI, ...args];
+  const r = spawnSync(bin, argv, { encoding: "utf8", timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function json<T>(r: Run): T {
+  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+function isCacheError(code: string) {
+  return (e: unknown) => e instanceof CacheError && e.code === code;
+}
+
+test("open(name) attaches with the cache's geometry and TTL; a given value must match", async () => {
+  const scope = new Scope();
+  try {
+    const dir = scope.dir;
+    assert.throws(
+      () => SharedCache.open("attach", { dir }),
+      (e: unknown) =>
+        isCacheError("NotFound")(e) &&
+        /cache attach does not exist in .*; pass capacity, maxKeyBytes and maxValueBytes/.test(
+          (e as Error).message,
+        ),
+    );
+    // Part of the geometry does not create either.
+    assert.throws(
+      () => SharedCache.open("attach", { dir, capacity: 10, maxKeyBytes: 8 }),
+      isCacheError("NotFound"),
+    );
+    assert.equal(existsSync(join(dir, "attach.shmc")), false);
+    using creator = SharedCache.open("attach", { ...OPTIONS, maxKeyBytes: 8, dir, ttlMs: 60_000 });
+    creator.set("k", "v");
+    using attached = SharedCache.open("attach", { dir });
+    assert.equal(attached.get("k"), "v");
+    assert.equal(attached.stats().capacity, 1000);
+    // The attached handle enforces the cache's limits, not defaults.
+    assert.throws(() => attached.set("123456789", 1), /more than maxKeyBytes 8/);
+    attached.set("12345678", "x".repeat(256));
+    assert.throws(() => attached.set("k", "x".repeat(300)), /more than maxValueBytes 256/);
+    // Any subset of values that agree attaches too, TTL included.
+    SharedCache.open("attach", { dir, capacity: 1000, ttlMs: 60_000 }).close();
+    SharedCache.open("attach", { ...OPTIONS, maxKeyBytes: 8, dir }).close();
+    for (
+      const [patch, message] of [
+        [{ capacity: 999 }, /capacity 1000, but 999 was requested/],
+        [{ maxKeyBytes: 9 }, /maxKeyBytes 8, but 9 was requested/],
+        [{ maxValueBytes: 255 }, /maxValueBytes 256, but 255 was requested/],
+        [{ ttlMs: 1 }, /ttlMs 60000, but 1 was requested/],
+      ] as const
+    ) {
+      assert.throws(
+        () => SharedCache.open("attach", { dir, ...patch }),
+        (e: unknown) => isCacheError("Mismatch")(e) && message.test((e as Error).message),
+      );
+    }
+    // A bad value is still refused before the file is looked at.
+    assert.throws(() => SharedCache.open("attach", { dir, capacity: 0 }), RangeError);
+  } finally {
+    await scope.cleanup();
+  }
+});
+
+test("stats: hits and misses of a Deno and a Bun process summed, closed and dead handles included", async () => {
+  const scope = new Scope();
+  try {
+    const deno = scope.spawn("deno", ["count", scope.dir, "summed", "7", "3"]);
+    const bun = scope.spawn("bun", ["count", scope.dir, "summed", "5", "2"]);
+    const own = [
+      await deno.json<{ hits: number; misses: number }>("counted"),
+      await bun.json<{ hits: number; misses: number }>("counted"),
+    ];
+    // Each process's own stats() are its handle's alone.
+    assert.deepEqual(own.map((s) => [s.hits, s.misses]), [[7, 3], [5, 2]]);
+    for (const runtime of ["bun", "deno"] as const) {
+      const s = json<{ hits: number; misses: number; handles: number; handlePids: number[] }>(
+        cli(runtime, ["stats", "summed", "--dir", scope.dir, "--json"]),
+      );
+      assert.equal(s.hits, 12, runtime);
+      assert.equal(s.misses, 5, runtime);
+      // The CLI itself is not a handle.
+      assert.equal(s.handles, 2, runtime);
+      assert.deepEqual(s.handlePids.sort(), [deno.pid, bun.pid].sort(), runtime);
+    }
+    // A handle of this process counts in, and its close keeps its counts.
+    const here = SharedCache.open("summed", { dir: scope.dir });
+    here.get("present");
+    assert.deepEqual([here.stats().hits, here.stats({ allHandles: true }).hits], [1, 13]);
+    here.close();
+    // A killed process's counts stay too.
+    bun.kill("SIGKILL");
+    await bun.wait();
+    const after = json<{ hits: number; misses: number; handles: number }>(
+      cli("deno", ["stats", "summed", "--dir", scope.dir, "--json"]),
+    );
+    assert.deepEqual([after.hits, after.misses, after.handles], [13, 5, 1]);
+    // A new handle that takes over a dead one's slot adds to its line.
+    const next = SharedCache.open("summed", { dir: scope.dir });
+    assert.equal(next.stats().hits, 0);
+    next.get("present");
+    assert.equal(inspectCache("summed", { dir: scope.dir }).stats.hits, 14);
+    next.close();
+    const text = cli("bun", ["stats", "summed", "--dir", scope.dir]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^hits +14$/m);
+    assert.match(text.stdout, /^handles +1 \(pids \d+\)$/m);
+  } finally {
+    await scope.cleanup();
+  }
+});
+
+test("stats --prometheus: each family once with HELP and TYPE, a cache label per sample", async () => {
+  const scope = new Scope();
+  try {
+    const child = scope.spawn("deno", ["count", scope.dir, "prom-a", "4", "1"]);
+    await child.line("counted");
+    SharedCache.open("prom-b", { ...OPTIONS, dir: scope.dir }).close();
+    const r = cli("bun", ["stats", "prom-a", "prom-b", "--dir", scope.dir, "--prometheus"]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    const helps = lines.filter((l) => l.startsWith("# HELP "));
+    const types = lines.filter((l) => l.startsWith("# TYPE "));
+    assert.equal(helps.length, types.length);
+    assert.equal(new Set(types).size, types.length, "a family appears once");
+    for (const t of types) {
+      const [, , name, kind] = t.split(" ");
+      assert.ok(kind === "counter" || kind === "gauge", t);
+      assert.equal(name.endsWith("_total"), kind === "counter", t);
+      const samples = lines.filter((l) => l.startsWith(`${name}{`));
+      assert.deepEqual(samples.map((l) => l.match(/\{cache="([^"]+)"\}/)?.[1]), [
+        "prom-a",
+        "prom-b",
+      ]);
+      for (const s of samples) assert.match(s, /^\w+\{cache="[^"]+"\} \d+$/);
+    }
+    assert.ok(lines.includes('shm_cache_hits_total{cache="prom-a"} 4'));
+    assert.ok(lines.includes('shm_cache_misses_total{cache="prom-a"} 1'));
+    assert.ok(lines.includes('shm_cache_handles{cache="prom-a"} 1'));
+    assert.ok(lines.includes('shm_cache_hits_total{cache="prom-b"} 0'));
+    assert.ok(lines.includes("# TYPE shm_cache_entries gauge"));
+  } finally {
+    await scope.cleanup();
+  }
+});
+
+test("ls: every cache with its handles and the PID of a held lock's owner", async () => {
+  const scope = new Scope();
+  try {
+    const holder = scope.spawn("bun", ["hold-lock", scope.dir, "locked-one"]);
+    await holder.line("locked");
+    using idle = SharedCache.open("idle-one", { ...OPTIONS, capacity: 10, dir: scope.dir });
+    idle.set("a", 1);
+    interface Row {
+      name: string;
+      handles: number;
+      lockOwnerPid: number;
+      lockOwnerAlive: boolean;
+      size: number;
+      capacity: number;
+      maxKeyBytes: number;
+      fileBytes: number;
+    }
+    for (const runtime of ["deno", "bun"] as const) {
+      const rows = json<Row[]>(cli(runtime, ["ls", "--dir", scope.dir, "--json"]));
+      assert.deepEqual(rows.map((r) => r.name), ["idle-one", "locked-one"], runtime);
+      const [idleRow, lockedRow] = rows;
+      assert.deepEqual(
+        [
+          idleRow.handles,
+          idleRow.lockOwnerPid,
+          idleRow.size,
+          idleRow.capacity,
+          idleRow.maxKeyBytes,
+        ],
+        [1, 0, 1, 10, 64],
+      );
+      assert.deepEqual(
+        [lockedRow.handles, lockedRow.lockOwnerPid, lockedRow.lockOwnerAlive],
+        [1, holder.pid, true],
+      );
+      assert.ok(idleRow.fileBytes > 0);
+    }
+    const table = cli("deno", ["ls", "--dir", scope.dir]);
+    assert.equal(table.code, 0, table.stderr);
+    const [header, ...rows] = table.stdout.trimEnd().split("\n");
+    assert.match(header, /^NAME +FILE +ENTRIES +CAPACITY +KEY +VALUE +TTL +HANDLES +LOCK$/);
+    assert.match(rows[1], new RegExp(`^locked-one .* 1 +pid ${holder.pid}$`));
+    assert.match(rows[0], /^idle-one .* 1 +-$/);
+    // The owner dies: ls says so (the lock is recovered by the next writer).
+    holder.kill("SIGKILL");
+    await holder.wait();
+    const dead = json<Row[]>(cli("bun", ["ls", "--dir", scope.dir, "--json"]))[1];
+    assert.deepEqual([dead.handles, dead.lockOwnerPid, dead.lockOwnerAlive], [
+      0,
+      holder.pid,
+      false,
+    ]);
+    assert.match(cli("bun", ["ls", "--dir", scope.dir]).stdout, /pid \d+ \(dead\)/);
+  } finally {
+    await scope.cleanup();
+  }
+});
+
+test("get, verify, clear, destroy: output and exit codes", async () => {
+  const scope = new Scope();
+  try {
+    const dir = scope.dir;
+    const cache = SharedCache.open("ops", { ...OPTIONS, dir });
+    cache.set("text", "hello");
+    cache.set("obj", { a: [1, 2] });
+    cache.set(new Uint8Array([0xca, 0xfe]), "bytes-key");
+    const get = (...args: string[]) => cli("bun", ["get", "ops", ...args, "--dir", dir]);
+    assert.deepEqual([get("text").code, get("text").stdout], [0, "hello\n"]);
+    assert.equal(get("obj").stdout, '{"a":[1,2]}\n');
+    assert.equal(get("text", "--json").stdout, '"hello"\n');
+    assert.equal(get("cafe", "--hex").stdout, "bytes-key\n");
+    const miss = get("nope");
+    assert.equal(miss.code, 1);
+    assert.match(miss.stderr, /no entry under "nope"/);
+    assert.equal(get("xyz", "--hex").code, 2);
+
+    const ok = cli("deno", ["verify", "ops", "--dir", dir, "--json"]);
+    assert.deepEqual(json(ok), { ok: true, problems: [], repaired: false });
+    assert.equal(cli("deno", ["verify", "ops", "--dir", dir]).stdout, "ok\n");
+
+    const cleared = cli("deno", ["clear", "ops", "--dir", dir]);
+    assert.deepEqual([cleared.code, cleared.stdout], [0, "cleared 3 entries from ops\n"]);
+    assert.equal(cache.size, 0);
+
+    const destroyed = cli("bun", ["destroy", "ops", "--dir", dir]);
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    assert.match(destroyed.stdout, /destroyed ops \(1 open handle/);
+    assert.equal(existsSync(join(dir, "ops.shmc")), false);
+    cache.close();
+    // No such cache: every command that needs one fails with 1, naming it.
+    for (const command of ["stats", "get", "verify", "clear", "destroy"]) {
+      const args = command === "get" ? [command, "ops", "k"] : [command, "ops"];
+      const r = cli("bun", [...args, "--dir", dir]);
+      assert.equal(r.code, 1, `${command}: ${r.stderr}`);
+      assert.match(r.stderr, /NotFound: .*ops/, command);
+      // Attaching did not create it.
+      assert.equal(existsSync(join(dir, "ops.shmc")), false, command);
+    }
+    assert.deepEqual(json(cli("deno", ["ls", "--dir", dir, "--json"])), []);
+  } finally {
+    await scope.cleanup();
+  }
+});
+
+test("--help on every command, and bad usage exits 2", () => {
+  const commands = ["ls", "stats", "get", "verify", "clear", "destroy"];
+  const top = cli("deno", ["--help"]);
+  assert.equal(top.code, 0);
+  for (const c of commands) assert.match(top.stdout, new RegExp(`^  ${c} `, "m"));
+  for (const c of commands) {
+    for (const runtime of ["bun", "deno"] as const) {
+      const r = cli(runtime, [c, "--help"]);
+      assert.equal(r.code, 0, `${c} --help under ${runtime}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^usage: shm-cache ${c}`));
+      assert.match(r.stdout, /--dir DIR/);
+    }
+  }
+  const bad: string[][] = [
+    [],
+    ["frobnicate"],
+    ["ls", "--bogus"],
+    ["ls", "extra"],
+    ["stats"],
+    ["stats", "x", "--json", "--prometheus"],
+    ["get", "only-name"],
+    ["verify", "a", "b"],
+    ["clear", "../escape"],
+    ["destroy", "--dir"],
+  ];
+  for (const args of bad) {
+    const r = cli("bun", args);
+    assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
+    assert.ok(r.stderr.length > 0, JSON.stringify(args));
+    assert.equal(r.stdout, "", JSON.stringify(args));
+  }
+});
