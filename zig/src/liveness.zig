@@ -309,11 +309,53 @@ test "the creation lock excludes other open file descriptions" {
     if (!sys.is_linux) return error.SkipZigTest;
     const fds = try scratch_fds(2);
     defer for (fds) |fd| sys.close(fd);
-    try testing.expect(try creation_try(fds[0]));
-    try testing.expect(!try creation_try(fds[1]));
+    try testing.expect(try creation_try(fds[0], false));
+    try testing.expect(!try creation_try(fds[1], false));
+    try testing.expect(!try creation_try(fds[1], true));
     // The creation byte is not a liveness slot.
     try testing.expect(!any_held(fds[1]));
     creation_release(fds[0]);
-    try testing.expect(try creation_try(fds[1]));
+    try testing.expect(try creation_try(fds[1], false));
     creation_release(fds[1]);
+}
+
+test "inspectors share the creation lock, and it keeps openers out" {
+    if (!sys.is_linux) return error.SkipZigTest;
+    const fds = try scratch_fds(3);
+    defer for (fds) |fd| sys.close(fd);
+    try testing.expect(try creation_try(fds[0], true));
+    try testing.expect(try creation_try(fds[1], true));
+    try testing.expect(!try creation_try(fds[2], false));
+    creation_release(fds[0]);
+    try testing.expect(!try creation_try(fds[2], false));
+    creation_release(fds[1]);
+    try testing.expect(try creation_try(fds[2], false));
+    creation_release(fds[2]);
+}
+
+test "held_slots finds every held slot by bisection, and counts past its buffer" {
+    if (!sys.is_linux) return error.SkipZigTest;
+    const n = 6;
+    const fds = try scratch_fds(n + 1);
+    defer for (fds) |fd| sys.close(fd);
+    const probe = fds[n];
+    var out: [slots_max]u32 = undefined;
+    try testing.expectEqual(@as(u32, 0), try held_slots(probe, &out));
+    // The ends of the range, neighbours, and one in the middle.
+    const wanted = [n]u32{ 1, 2, 1000, 2048, 4094, slots_max };
+    for (wanted, fds[0..n]) |slot, fd| {
+        var fl = lock_request(c.F.WRLCK, slot);
+        try testing.expectEqual(@as(c_int, 0), c.fcntl(fd, cmd_setlk, &fl));
+    }
+    try testing.expectEqual(@as(u32, n), try held_slots(probe, &out));
+    try testing.expectEqualSlices(u32, &wanted, out[0..n]);
+    var short: [2]u32 = undefined;
+    try testing.expectEqual(@as(u32, n), try held_slots(probe, &short));
+    try testing.expectEqualSlices(u32, wanted[0..2], &short);
+    // The creation byte and our own locks are not counted.
+    try testing.expect(try creation_try(probe, false));
+    try testing.expectEqual(@as(u32, n), try held_slots(probe, &out));
+    creation_release(probe);
+    release(fds[2], 1000);
+    try testing.expectEqual(@as(u32, n - 1), try held_slots(probe, &out));
 }

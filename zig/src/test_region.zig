@@ -25,7 +25,7 @@ pub const Memory = struct {
         m.memory = try testing.allocator.alignedAlloc(u8, .fromByteUnits(sys.page_size), @intCast(geo.region_bytes));
         @memset(m.memory, 0);
         region.init_header(m.memory, geo, 0);
-        m.handle = .{ .memory = m.memory, .geo = geo, .fd = -1, .live_slot = 1, .pid = 1, .lock_timeout_ns = std.time.ns_per_s };
+        m.handle = .{ .memory = m.memory, .geo = geo, .fd = -1, .live_slot = 1, .pid = 1, .lock_timeout_ns = std.time.ns_per_s, .line = region.counters_line(m.memory, geo, 1), .base = @splat(0) };
         return m;
     }
 
@@ -33,6 +33,7 @@ pub const Memory = struct {
     pub fn other(m: *const Memory, live_slot: u32, fd: c.fd_t) Handle {
         var h = m.handle;
         h.live_slot = live_slot;
+        h.line = region.counters_line(m.memory, m.handle.geo, live_slot);
         h.fd = fd;
         h.pid = live_slot;
         h.lock_held = false;
