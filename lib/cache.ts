@@ -6,11 +6,21 @@
  */
 
 import { checkOptionNames } from "./_options.ts";
-import { checkKeyType, Codec, encodedSize, encodeKey, TAG_STRING } from "./codec.ts";
+import { describe } from "./_describe.ts";
+import {
+  checkKeyType,
+  Codec,
+  decodeKey,
+  encodedSize,
+  encodeKey,
+  TAG_NUMBER,
+  TAG_STRING,
+} from "./codec.ts";
 import { CacheError, errorForStatus, Status } from "./errors.ts";
 import { CacheLock, type LockedOps } from "./guard.ts";
 import { loadNative } from "./ffi/load.ts";
 import {
+  CLAIM_PREFIX,
   clearFlights,
   getOrSetOn,
   type GetOrSetOptions,
@@ -125,6 +135,7 @@ const SET_OPTIONS: readonly (keyof SetOptions)[] = ["ttlMs"];
 /** `shmc_insert` modes (zig/src/store.zig `Mode`). */
 const INSERT_SET = 0;
 const INSERT_ADD = 1;
+const INSERT_UPDATE = 2;
 const TTL_MS_MAX = 1e15;
 const CAPACITY_MAX = 1 << 26;
 const KEY_BYTES_MAX = (1 << 16) - 1;
@@ -679,6 +690,293 @@ export class SharedCache implements Disposable {
     return getOrSetOn(this, key, fn, options, this.#flightCounts) as T | Promise<T>;
   }
 
+  /**
+   * Adds `by` to the number stored under `key` and returns the new value,
+   * atomically across processes (under the writer lock): concurrent
+   * increments by any process are never lost. An absent key counts as 0.
+   * The entry keeps its expiry: `ttlMs` (or the cache's `ttlMs`) applies
+   * only to an entry this call creates, so a counter's window does not
+   * slide with every increment (as Redis `INCR` does).
+   *
+   * @param key The counter's key.
+   * @param by The amount to add, a finite number (negative to subtract). Default: 1.
+   * @param options `ttlMs`: the time to live of a counter this call creates.
+   * @returns The new value.
+   * @throws {TypeError} If the value stored under `key` is not a number (nothing is changed), or `by` is not a number.
+   * @throws {RangeError} If `by` or the result is not finite, or the key is over `maxKeyBytes`.
+   * @throws {CacheError} `LockTimeout` if the writer lock stays held beyond `lockTimeoutMs`; `Full` if
+   *   a new key finds no room in its run of the hash table (see `set`); `LockHeld` while this process
+   *   holds `lock()`.
+   *
+   * @example
+   * ```ts
+   * import { SharedCache } from "./mod.ts";
+   *
+   * using cache = SharedCache.open("rate", { capacity: 1000, maxKeyBytes: 64, maxValueBytes: 64 });
+   * cache.increment("hits:/home"); // 1
+   * cache.increment("hits:/home", 5); // 6
+   * cache.increment("window:ada", 1, { ttlMs: 60_000 }); // 1, expires in a minute
+   * ```
+   */
+  increment(key: string | Uint8Array, by: number = 1, options?: SetOptions): number {
+    checkKeyType(key);
+    checkIncrement(by);
+    checkOptionNames(options, SET_OPTIONS, "SharedCache.increment options (the third argument)");
+    const ttlMs = options?.ttlMs;
+    entryTtl(ttlMs);
+    this.#checkUnlocked("increment");
+    const handle = this.#open();
+    this.#encodeKey(key);
+    const rc = this.#native.shmc_lock(handle);
+    if (rc === -Status.lockTimeout) throw this.#lockTimeout("increment");
+    if (rc !== 0) this.#fail(rc, "increment");
+    try {
+      // Under the lock nobody else writes: the read and the write are one
+      // step for every other process. Reading the number's bytes directly
+      // spares a decode of a value that is not a number.
+      const n = this.#encodeKey(key);
+      const length = this.#native.shmc_get(handle, n, 1);
+      let current = 0;
+      if (length >= 0) {
+        if (this.#meta[1] !== 0 || this.#val[0] !== TAG_NUMBER || length !== 9) {
+          const value = this.#meta[1] !== 0
+            ? this.#memoVal[this.#meta[0] & this.#memoMask]
+            : this.#codec.decode(length);
+          throw new TypeError(
+            `increment: the value under key ${describeKey(key)} is ${
+              describe(value)
+            }, not a number; nothing was changed`,
+          );
+        }
+        current = this.#codec.decode(length) as number;
+      } else if (length !== -Status.miss) {
+        this.#fail(length, "increment");
+      }
+      const next = current + by;
+      if (!Number.isFinite(next)) {
+        throw new RangeError(
+          `increment: ${current} + ${by} under key ${
+            describeKey(key)
+          } is not finite; nothing was changed`,
+        );
+      }
+      if (!this.#insert(key, next, ttlMs, INSERT_UPDATE, true)) {
+        throw new CacheError(
+          "Full",
+          `cache ${JSON.stringify(this.#name)}: increment of key ${
+            describeKey(key)
+          } found no room in its run of the hash table`,
+        );
+      }
+      return next;
+    } finally {
+      this.#native.shmc_unlock(handle);
+    }
+  }
+
+  /**
+   * The values under `keys`, in order (`undefined` for a miss): the same
+   * as a `get` per key, each a lock-free read of its own (the values are not
+   * one snapshot: another process may write between two of them). For
+   * symmetry with {@linkcode setMany} and the `getMany` of other stores;
+   * it saves no work over a loop of `get`, which costs one native call per
+   * key either way.
+   *
+   * @example
+   * ```ts
+   * import { SharedCache } from "./mod.ts";
+   *
+   * using cache = SharedCache.open("many", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 64 });
+   * cache.set("a", 1);
+   * cache.getMany(["a", "b"]); // [1, undefined]
+   * ```
+   */
+  getMany(keys: readonly (string | Uint8Array)[]): unknown[] {
+    if (!Array.isArray(keys)) {
+      throw new TypeError(`getMany: keys must be an array, got ${describe(keys)}`);
+    }
+    const values = new Array<unknown>(keys.length);
+    for (let i = 0; i < keys.length; i++) values[i] = this.get(keys[i]);
+    return values;
+  }
+
+  /**
+   * Stores every `[key, value]` of `entries` under one acquisition of the
+   * writer lock, instead of one per `set`: other processes see the entries
+   * appear one by one, never half of one. Every key and value is checked
+   * and encoded before the lock is taken, so a key or value that `set`
+   * would refuse stores nothing at all. If the lock stays held beyond
+   * `lockTimeoutMs`, nothing is stored and every entry counts in
+   * `stats().droppedWrites`, as for `set`; so does an entry whose new key
+   * finds no room in its run of the hash table.
+   *
+   * @param entries `[key, value]` pairs (an array, a `Map`, any iterable).
+   * @param options `ttlMs`: the time to live of every entry.
+   * @returns How many entries were stored.
+   * @throws {RangeError} If a key or value exceeds the limits (nothing stored).
+   * @throws {TypeError} If a key or value cannot be stored (nothing stored).
+   *
+   * @example
+   * ```ts
+   * import { SharedCache } from "./mod.ts";
+   *
+   * using cache = SharedCache.open("batch", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 64 });
+   * cache.setMany([["a", 1], ["b", { two: 2 }]], { ttlMs: 60_000 }); // 2
+   * cache.get("b"); // { two: 2 }
+   * ```
+   */
+  setMany(
+    entries: Iterable<readonly [string | Uint8Array, unknown]>,
+    options?: SetOptions,
+  ): number {
+    checkOptionNames(options, SET_OPTIONS, "SharedCache.setMany options (the second argument)");
+    const ttl = entryTtl(options?.ttlMs);
+    if (
+      entries === null || typeof (entries as Iterable<unknown>)?.[Symbol.iterator] !== "function"
+    ) {
+      throw new TypeError(
+        `setMany: entries must be an iterable of [key, value], got ${describe(entries)}`,
+      );
+    }
+    this.#checkUnlocked("setMany");
+    // Encode everything first: the caller's toJSON may use this cache, and
+    // a refusal must come before anything is stored.
+    const keys: (string | Uint8Array)[] = [];
+    const values: Uint8Array[] = [];
+    for (const entry of entries) {
+      if (!Array.isArray(entry) || entry.length !== 2) {
+        throw new TypeError(
+          `setMany: each entry must be a [key, value] pair, got ${describe(entry)}`,
+        );
+      }
+      const [key, value] = entry;
+      checkKeyType(key);
+      const len = this.#codec.encode(value);
+      if (len < 0) {
+        throw new RangeError(
+          `value for key ${describeKey(key)} is ${
+            encodedSize(value)
+          } bytes encoded, more than maxValueBytes ${this.#maxValueBytes}; nothing was stored`,
+        );
+      }
+      // A copy: Buffer#slice would share the buffer the next encode overwrites.
+      values.push(new Uint8Array(this.#val.subarray(0, len)));
+      this.#encodeKey(key);
+      keys.push(key);
+    }
+    this.#checkUnlocked("setMany");
+    const handle = this.#open();
+    if (keys.length === 0) return 0;
+    const rc = this.#native.shmc_lock(handle);
+    if (rc === -Status.lockTimeout) {
+      this.#droppedWrites += keys.length;
+      return 0;
+    }
+    if (rc !== 0) this.#fail(rc, "setMany");
+    let stored = 0;
+    try {
+      for (let i = 0; i < keys.length; i++) {
+        const n = this.#encodeKey(keys[i]);
+        this.#val.set(values[i]);
+        const put = this.#native.shmc_put(handle, n, values[i].length, ttl, INSERT_SET);
+        if (put === 0) stored++;
+        else if (put === -Status.full) this.#droppedWrites++;
+        else this.#fail(put, "setMany");
+      }
+    } finally {
+      this.#native.shmc_unlock(handle);
+    }
+    return stored;
+  }
+
+  /**
+   * The keys of the live entries, read from shared memory as the iteration
+   * goes (see {@linkcode entries} for what concurrent writers may do).
+   *
+   * @example
+   * ```ts
+   * import { SharedCache } from "./mod.ts";
+   *
+   * using cache = SharedCache.open("listing", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 64 });
+   * cache.set("a", 1);
+   * [...cache.keys()]; // ["a"]
+   * ```
+   */
+  *keys(): IterableIterator<string | Uint8Array> {
+    for (let from = 0;;) {
+      const found = this.#scan(from, false);
+      if (found === undefined) return;
+      from = found.next;
+      if (found.key !== undefined) yield found.key;
+    }
+  }
+
+  /**
+   * The `[key, value]` pairs of the live entries (not expired), in slot
+   * order, read from shared memory as the iteration goes: one native call
+   * per entry, each entry's key and value read together under the seqlock,
+   * so an entry is never torn (a value from one write, a key from another).
+   * Writers are not held up. What a concurrent writer (this process between
+   * two steps, or any other process) may do to an iteration: an entry
+   * written or removed during it may or may not be seen; an entry
+   * overwritten is seen with its old or new value; a key removed and added
+   * again may be seen twice (once per slot it lived in). Entries untouched
+   * during the iteration are seen exactly once. Single-flight claims
+   * (keys starting with "\u0000sf:") are not listed. Reads count no hits and
+   * do not mark entries used. Closing the cache ends the iteration with
+   * `CacheError` `Closed`; a writer stuck beyond `lockTimeoutMs` with
+   * `LockTimeout`.
+   *
+   * @example
+   * ```ts
+   * import { SharedCache } from "./mod.ts";
+   *
+   * using cache = SharedCache.open("listing2", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 64 });
+   * cache.set("a", 1);
+   * cache.set("b", [2]);
+   * new Map(cache.entries()); // Map { "a" => 1, "b" => [2] }
+   * ```
+   */
+  *entries(): IterableIterator<[string | Uint8Array, unknown]> {
+    for (let from = 0;;) {
+      const found = this.#scan(from, true);
+      if (found === undefined) return;
+      from = found.next;
+      if (found.key !== undefined) yield [found.key, found.value];
+    }
+  }
+
+  /** The first live entry at slot `from` or above; `key` undefined for a claim or a foreign key. */
+  #scan(
+    from: number,
+    withValue: boolean,
+  ): { next: number; key: string | Uint8Array | undefined; value: unknown } | undefined {
+    const handle = this.#open();
+    let rc = this.#native.shmc_scan(handle, from, withValue ? 1 : 0);
+    // Bound: each call reads a chunk of slots further on, and there are
+    // at most `capacity` of them.
+    while (rc === -Status.miss && this.#meta[1] === 1) {
+      rc = this.#native.shmc_scan(handle, this.#meta[0], withValue ? 1 : 0);
+    }
+    if (rc === -Status.miss) return undefined;
+    if (rc === -Status.lockTimeout) throw this.#lockTimeout("iteration");
+    if (rc < 0) this.#fail(rc, "iteration");
+    const next = this.#meta[0] + 1;
+    let key = decodeKey(this.#key, this.#meta[1]);
+    if (typeof key === "string" && key.startsWith(CLAIM_PREFIX)) key = undefined;
+    const value = withValue && key !== undefined ? this.#codec.decode(rc) : undefined;
+    return { next, key, value };
+  }
+
+  #lockTimeout(what: string): CacheError {
+    return new CacheError(
+      "LockTimeout",
+      `cache ${
+        JSON.stringify(this.#name)
+      }: ${what}: the writer lock stayed held by a live process beyond the lock timeout`,
+    );
+  }
+
   /** Removes `key`; true if a live entry was removed. */
   delete(key: string | Uint8Array): boolean {
     this.#checkUnlocked("delete");
@@ -863,5 +1161,14 @@ export class SharedCache implements Disposable {
   /** Closes the cache (for `using`). */
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+function checkIncrement(by: unknown): asserts by is number {
+  if (typeof by !== "number") {
+    throw new TypeError(`increment: by must be a number, got ${describe(by)}`);
+  }
+  if (!Number.isFinite(by)) {
+    throw new RangeError(`increment: by must be a finite number, got ${by}`);
   }
 }

@@ -47,6 +47,7 @@ export type CacheValue =
 import { Buffer } from "node:buffer";
 
 const encoder = new TextEncoder();
+const keyDecoder = new TextDecoder();
 
 /**
  * Whether {@linkcode encodeKey} first flattens a string key with
@@ -235,6 +236,16 @@ export function encodeKey(key: string | Uint8Array, buf: Uint8Array, limit: numb
     return key.byteLength + 1;
   }
   throw keyTypeError(key);
+}
+
+/**
+ * Decodes a key that {@linkcode encodeKey} wrote, `buf[0..length)` (tag
+ * included); undefined for a tag it never writes.
+ */
+export function decodeKey(buf: Uint8Array, length: number): string | Uint8Array | undefined {
+  if (buf[0] === KEY_TAG_STRING) return keyDecoder.decode(buf.subarray(1, length));
+  if (buf[0] === KEY_TAG_BYTES) return buf.slice(1, length);
+  return undefined;
 }
 
 /** Throws the `TypeError` for a key that is neither a string nor a Uint8Array. */

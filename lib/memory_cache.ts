@@ -374,6 +374,178 @@ export class MemoryCache<V = unknown> {
   }
 
   /**
+   * Adds `by` to the number stored under `key` and returns the new value;
+   * an absent key counts as 0. The entry keeps its expiry: `ttlMs` (or the
+   * cache's) applies only to an entry this call creates, as in
+   * `SharedCache.increment`.
+   *
+   * @param key The counter's key.
+   * @param by The amount to add, a finite number (negative to subtract). Default: 1.
+   * @param options `ttlMs`: the time to live of a counter this call creates.
+   * @returns The new value.
+   * @throws {TypeError} If the value under `key` is not a number (nothing is changed), or `by` is not a number.
+   * @throws {RangeError} If `by` or the result is not finite.
+   *
+   * @example
+   * ```ts
+   * import { MemoryCache } from "./memory_cache.ts";
+   *
+   * const cache = new MemoryCache<number>();
+   * cache.increment("hits"); // 1
+   * cache.increment("hits", 10); // 11
+   * ```
+   */
+  increment(key: MemoryCacheKey, by: number = 1, options?: MemoryCacheSetOptions): number {
+    if (typeof by !== "number") {
+      throw new TypeError(`MemoryCache.increment: by must be a number, got ${describe(by)}`);
+    }
+    if (!Number.isFinite(by)) {
+      throw new RangeError(`MemoryCache.increment: by must be a finite number, got ${by}`);
+    }
+    checkOptionNames(options, SET_OPTIONS, "MemoryCache.increment options (the third argument)");
+    if (options?.ttlMs !== undefined) checkTtl("MemoryCache.increment ttlMs", options.ttlMs);
+    const entry = this.#find(key);
+    if (entry === undefined) {
+      this.set(key, by as V, options);
+      return by;
+    }
+    const current = entry.value;
+    if (typeof current !== "number") {
+      throw new TypeError(
+        `MemoryCache.increment: the value under key ${describe(key)} is ${
+          describe(current)
+        }, not a number; nothing was changed`,
+      );
+    }
+    const next = current + by;
+    if (!Number.isFinite(next)) {
+      throw new RangeError(
+        `MemoryCache.increment: ${current} + ${by} under key ${
+          describe(key)
+        } is not finite; nothing was changed`,
+      );
+    }
+    this.#sets++;
+    entry.value = next as V;
+    entry.visited = true;
+    return next;
+  }
+
+  /**
+   * The values under `keys`, in order (`undefined` for a miss): a `get` per
+   * key, for symmetry with `SharedCache.getMany`.
+   *
+   * @example
+   * ```ts
+   * import { MemoryCache } from "./memory_cache.ts";
+   *
+   * const cache = new MemoryCache<number>();
+   * cache.set("a", 1);
+   * cache.getMany(["a", "b"]); // [1, undefined]
+   * ```
+   */
+  getMany(keys: readonly MemoryCacheKey[]): (V | undefined)[] {
+    if (!Array.isArray(keys)) {
+      throw new TypeError(`MemoryCache.getMany: keys must be an array, got ${describe(keys)}`);
+    }
+    const values = new Array<V | undefined>(keys.length);
+    for (let i = 0; i < keys.length; i++) values[i] = this.get(keys[i]);
+    return values;
+  }
+
+  /**
+   * Stores every `[key, value]` of `entries`, as `set` would, after checking
+   * every key first (a bad key stores nothing).
+   *
+   * @param entries `[key, value]` pairs (an array, a `Map`, any iterable).
+   * @param options `ttlMs`: the time to live of every entry.
+   * @returns How many entries were stored.
+   *
+   * @example
+   * ```ts
+   * import { MemoryCache } from "./memory_cache.ts";
+   *
+   * const cache = new MemoryCache<number>();
+   * cache.setMany([["a", 1], ["b", 2]]); // 2
+   * ```
+   */
+  setMany(
+    entries: Iterable<readonly [MemoryCacheKey, V]>,
+    options?: MemoryCacheSetOptions,
+  ): number {
+    checkOptionNames(options, SET_OPTIONS, "MemoryCache.setMany options (the second argument)");
+    if (options?.ttlMs !== undefined) checkTtl("MemoryCache.setMany ttlMs", options.ttlMs);
+    if (
+      entries === null || typeof (entries as Iterable<unknown>)?.[Symbol.iterator] !== "function"
+    ) {
+      throw new TypeError(
+        `MemoryCache.setMany: entries must be an iterable of [key, value], got ${
+          describe(entries)
+        }`,
+      );
+    }
+    const pairs = [...entries];
+    for (const pair of pairs) {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        throw new TypeError(
+          `MemoryCache.setMany: each entry must be a [key, value] pair, got ${describe(pair)}`,
+        );
+      }
+      if (typeof pair[0] !== "string") latin1(pair[0]);
+    }
+    this.#assertOpen();
+    for (const [key, value] of pairs) this.set(key, value, options);
+    return pairs.length;
+  }
+
+  /**
+   * The keys of the live entries (see {@linkcode entries}).
+   *
+   * @example
+   * ```ts
+   * import { MemoryCache } from "./memory_cache.ts";
+   *
+   * const cache = new MemoryCache();
+   * cache.set("a", 1);
+   * [...cache.keys()]; // ["a"]
+   * ```
+   */
+  *keys(): IterableIterator<MemoryCacheKey> {
+    for (const [key] of this.entries()) yield key;
+  }
+
+  /**
+   * The `[key, value]` pairs of the live (not expired) entries: string keys
+   * in the order they were first stored, then byte keys (as new
+   * `Uint8Array`s). An iteration sees the cache as it goes, like a `Map`'s:
+   * an entry added during it is seen, one removed before it is reached is
+   * not, one overwritten is seen with its new value, and a key removed and
+   * added again may be seen twice. Entries untouched during the iteration
+   * are seen exactly once. Reads count no hits and do not mark entries used.
+   *
+   * @example
+   * ```ts
+   * import { MemoryCache } from "./memory_cache.ts";
+   *
+   * const cache = new MemoryCache<number>();
+   * cache.set("a", 1);
+   * cache.set("b", 2);
+   * [...cache.entries()]; // [["a", 1], ["b", 2]]
+   * ```
+   */
+  *entries(): IterableIterator<[MemoryCacheKey, V]> {
+    this.#assertOpen();
+    for (const entry of this.#strings.values()) {
+      if (entry.expiresAt === NEVER || now() < entry.expiresAt) yield [entry.key, entry.value];
+    }
+    for (const entry of this.#bytes.values()) {
+      if (entry.expiresAt === NEVER || now() < entry.expiresAt) {
+        yield [bytesOf(entry.key), entry.value];
+      }
+    }
+  }
+
+  /**
    * Removes the entry under `key`.
    *
    * @returns Whether there was a live entry.
@@ -548,6 +720,13 @@ export class MemoryCache<V = unknown> {
   #assertOpen(): void {
     if (this.#closed) throw new CacheError("Closed", "MemoryCache is closed");
   }
+}
+
+/** The bytes of a map key of a byte key (see {@linkcode latin1}). */
+function bytesOf(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
 }
 
 /** One char per byte: the map key of a byte key. */

@@ -49,7 +49,8 @@ export const symbols = {
   },
   // i32 shmc_lookup(void* h, const u8* key, u32 key_len, u8* out /* nullable */, u32 out_cap)
   shmc_lookup: { parameters: ["pointer", "buffer", "u32", "buffer", "u32"], result: "i32" },
-  // i32 shmc_insert(void* h, const u8* key, u32 key_len, const u8* value, u32 value_len, f64 ttl_ms, u32 mode)
+  // i32 shmc_insert(void* h, const u8* key, u32 key_len, const u8* value, u32 value_len, f64 ttl_ms,
+  //                 u32 mode /* 0 set, 1 add, 2 update (keeps a live entry's expiry) */)
   shmc_insert: {
     parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"],
     result: "i32",
@@ -65,6 +66,10 @@ export const symbols = {
   shmc_get: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   // i32 shmc_put(void* h, u32 key_len, u32 value_len, f64 ttl_ms, u32 mode) -- bound buffers
   shmc_put: { parameters: ["pointer", "u32", "u32", "f64", "u32"], result: "i32" },
+  // i32 shmc_scan(void* h, u32 from, u32 want_value) -- bound buffers; the first live entry in
+  // the next chunk of slots from `from`: key (and value) copied, meta = slot, key length, returns
+  // the value length; none in the chunk: -1 (miss), meta = next from, 1 if slots are left else 0
+  shmc_scan: { parameters: ["pointer", "u32", "u32"], result: "i32" },
   // i32 shmc_del(void* h, u32 key_len) -- bound buffers
   shmc_del: { parameters: ["pointer", "u32"], result: "i32" },
   // i32 shmc_remove(void* h, const u8* key, u32 key_len)
@@ -177,6 +182,7 @@ export interface Native {
   ): number;
   shmc_get(h: NativeHandle, keyLen: number, wantValue: number): number;
   shmc_put(h: NativeHandle, keyLen: number, valueLen: number, ttlMs: number, mode: number): number;
+  shmc_scan(h: NativeHandle, from: number, wantValue: number): number;
   shmc_del(h: NativeHandle, keyLen: number): number;
   shmc_clear(h: NativeHandle): number;
   shmc_size(h: NativeHandle): number;

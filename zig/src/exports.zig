@@ -250,11 +250,37 @@ export fn shmc_del(h: ?*anyopaque, key_len: u32) i32 {
     return shmc_remove(h, key.ptr, key_len);
 }
 
+/// The first live entry in a slot from `from` on, reading at most
+/// store.scan_chunk slots: copies its key into the bound key buffer and,
+/// when want_value != 0, its value into the bound value buffer, read
+/// together under the seqlock (store.scan). Found: meta[0] = its slot,
+/// meta[1] = its key length, returns the value's length. Not found in the
+/// chunk: meta[0] = where to go on, returns -miss with meta[1] = 1, or
+/// meta[1] = 0 when no slot is left. Else -status.
+export fn shmc_scan(h: ?*anyopaque, from: u32, want_value: u32) i32 {
+    const hd = handle(h);
+    if (forked(hd)) return neg(.forked);
+    if (hd.io_meta.len == 0) return neg(.invalid_argument);
+    var entry: store.Entry = .{};
+    const value_out: ?[]u8 = if (want_value != 0) hd.io_value else null;
+    const more = store.scan(hd, from, hd.io_key, value_out, &entry) catch |e| return switch (e) {
+        error.Timeout => neg(.lock_timeout),
+    };
+    hd.io_meta[0] = entry.index;
+    if (!entry.found) {
+        hd.io_meta[1] = @intFromBool(more);
+        return neg(.miss);
+    }
+    hd.io_meta[1] = entry.key_len;
+    return @intCast(entry.value_len);
+}
+
 /// ttl_ms: negative = the cache's default, 0 = never expires. mode 0 =
-/// set, 1 = add (only where no live entry is; -1 = miss when one is).
+/// set, 1 = add (only where no live entry is; -1 = miss when one is), 2 =
+/// update (set, keeping a live entry's expiry).
 export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64, mode: u32) i32 {
     if (forked(handle(h))) return neg(.forked);
-    if (mode > 1) return neg(.invalid_argument);
+    if (mode > 2) return neg(.invalid_argument);
     const m: store.Mode = @fromBackingInt(@intCast(mode));
     store.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms, m) catch |e| return switch (e) {
         error.Exists => neg(.miss),

@@ -275,6 +275,85 @@ pub fn lookup(h: *Handle, key: []const u8, out: ?[]u8, hit: *Hit) LookupError!?u
     }
 }
 
+/// What `scan` found: an entry (`index`, lengths), or none in the slots
+/// from `from` up to `index` (`found` false), the end when `index` is
+/// past the last slot in use.
+pub const Entry = struct { found: bool = false, index: u32 = 0, key_len: u32 = 0, value_len: u32 = 0 };
+
+/// The most slots one `scan` pass reads. A pass is validated as a whole, so
+/// a long one over a sparse region might never fit between two writes of a
+/// busy writer; passes this short do (about a microsecond each).
+pub const scan_chunk: u32 = 1024;
+
+/// The first live, unexpired entry in a slot from `from` up to `from +
+/// scan_chunk` (and below high_water): copies its key into `key_out` and,
+/// when given, its value into `value_out`, and says where it was. Like
+/// `lookup`, without any lock, the pass validated by the seqlock (a write
+/// during it means a retry), so an entry is never torn. Returns false when
+/// no slot is left to read (entry.index is then where the next call
+/// would start). It neither counts a hit nor marks the entry visited: a scan
+/// is not a use.
+pub fn scan(h: *Handle, from: u32, key_out: []u8, value_out: ?[]u8, entry: *Entry) error{Timeout}!bool {
+    const header = h.header();
+    // We are the only writer and between mutations: no validation.
+    if (h.lock_held) return scan_slots(h, from, key_out, value_out, entry);
+    var deadline_ns: u64 = 0;
+    var backoff: lock.Backoff = .{};
+    // Bound: as lookup's; every iteration returns or waits in backoff, and
+    // past spinning the deadline check returns Timeout.
+    while (true) {
+        const s1 = seqlock.load_acquire(header);
+        if (s1 & 1 == 0) {
+            const found = scan_slots(h, from, key_out, value_out, entry);
+            // Validated: the key, value and lengths were read together,
+            // between two writes.
+            if (seqlock.validate(header, s1)) return found;
+        }
+        if (deadline_ns == 0) deadline_ns = sys.now_ns() +| h.lock_timeout_ns;
+        if (backoff.probing()) {
+            if (sys.now_ns() >= deadline_ns) {
+                h.local.read_timeouts += 1;
+                return error.Timeout;
+            }
+            if (seqlock.is_odd(header)) recover_if_dead(h, deadline_ns);
+        }
+        backoff.wait();
+    }
+}
+
+/// One unvalidated pass of `scan`; true while slots are left to read (an
+/// entry found, or the chunk ended first). Everything read is
+/// bounds-checked before use; a slot whose lengths do not fit (torn, or a
+/// corrupt file) is passed.
+fn scan_slots(h: *const Handle, from: u32, key_out: []u8, value_out: ?[]u8, entry: *Entry) bool {
+    // Monotonic: validated by the seqlock with the rest; clamped in case
+    // the file is corrupt.
+    const high = @min(@atomicLoad(u32, &h.header().high_water, .monotonic), h.geo.capacity);
+    const now_ns = sys.now_ns();
+    const end = @min(high, from +| scan_chunk);
+    entry.* = .{ .found = false, .index = @max(from, end) };
+    var index = from;
+    // Bound: at most scan_chunk steps.
+    while (index < end) : (index += 1) {
+        const s = h.slot(index);
+        if (@atomicLoad(u8, &s.state, .monotonic) != region.slot_occupied) continue;
+        const key_len = @atomicLoad(u32, &s.key_len, .monotonic);
+        const value_len = @atomicLoad(u32, &s.value_len, .monotonic);
+        if (key_len > h.geo.key_bytes_max or key_len > key_out.len) continue;
+        if (value_len > h.geo.value_bytes_max) continue;
+        if (value_out) |buf| if (value_len > buf.len) continue;
+        const expires = @atomicLoad(u64, &s.expires_ns, .monotonic);
+        if (expires != 0 and now_ns >= expires) continue;
+        @memcpy(key_out[0..key_len], h.slot_key(index)[0..key_len]);
+        if (value_out) |buf| @memcpy(buf[0..value_len], h.slot_value(index)[0..value_len]);
+        entry.* = .{ .found = true, .index = index, .key_len = key_len, .value_len = value_len };
+        assert(entry.index < h.geo.capacity);
+        return true;
+    }
+    assert(!entry.found);
+    return end < high;
+}
+
 /// A presence test (`use` false, from `has`) neither counts nor marks the
 /// entry visited: only a read of the value is a use.
 fn count_read(h: *Handle, result: Probe, hit_index: u32, use: bool) ?u32 {
@@ -455,7 +534,11 @@ fn allocate(h: *Handle) Corrupt!u32 {
     return victim.index;
 }
 
-pub const Mode = enum(u32) { set = 0, add = 1 };
+/// set: store. add: store only where no live entry is (Exists otherwise).
+/// update: store, keeping the expiry of a live entry (a new one gets the
+/// given time to live); what increment needs, so that a counter's window
+/// does not slide with every increment.
+pub const Mode = enum(u32) { set = 0, add = 1, update = 2 };
 
 /// Whether an entry is live at `now` (writers only).
 fn unexpired(s: *const region.Slot, now_ns: u64) bool {
@@ -497,9 +580,16 @@ fn expiry(h: *const Handle, ttl_ms: f64) u64 {
 pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64, mode: Mode) WriteError!void {
     if (key.len > h.geo.key_bytes_max or value.len > h.geo.value_bytes_max) return error.TooLarge;
     const hash = key_hash(key);
-    const expires_ns = expiry(h, ttl_ms);
+    var expires_ns = expiry(h, ttl_ms);
     const auto = try locked(h);
     defer if (auto) lock.release(h);
+    // Read under the lock, so the kept expiry is the live entry's own.
+    if (mode == .update) {
+        if (find_key(h, hash, key)) |found| {
+            const s = h.slot(found.slot);
+            if (unexpired(s, sys.now_ns())) expires_ns = s.expires_ns;
+        }
+    }
     // `add` stores only where no live entry is (an expired one counts as
     // absent). Decided under the lock, so atomic; decided before seq goes
     // odd, so a refused add costs readers nothing.
@@ -906,6 +996,81 @@ test "add on a damaged structure stores once and says so" {
     try testing.expectEqualStrings("mine", t.get("claim", &out).?);
     try testing.expectError(error.Exists, insert(h, "claim", "other", -1, .add));
     try testing.expectEqual(@as(u32, 0), t.problems());
+}
+
+test "scan visits each live entry once, skipping free and expired slots" {
+    const t = try TestRegion.init(8, 16, 32);
+    defer t.deinit();
+    const h = &t.handle;
+    try insert(h, "a", "one", -1, .set);
+    try insert(h, "b", "two", -1, .set);
+    try insert(h, "c", "three", -1, .set);
+    try insert(h, "gone", "x", 0.000001, .set);
+    _ = try remove(h, "b");
+    var key: [16]u8 = undefined;
+    var value: [32]u8 = undefined;
+    var seen: [8][]const u8 = undefined;
+    var n: usize = 0;
+    var entry: Entry = .{};
+    var from: u32 = 0;
+    // Bound: one entry per call, at most capacity of them.
+    while (try scan(h, from, &key, &value, &entry)) : (from = entry.index + 1) {
+        try testing.expect(entry.found);
+        try testing.expect(n < 8);
+        const k = key[0..entry.key_len];
+        if (std.mem.eql(u8, k, "a")) try testing.expectEqualStrings("one", value[0..entry.value_len]);
+        if (std.mem.eql(u8, k, "c")) try testing.expectEqualStrings("three", value[0..entry.value_len]);
+        seen[n] = if (std.mem.eql(u8, k, "a")) "a" else if (std.mem.eql(u8, k, "c")) "c" else "?";
+        n += 1;
+    }
+    try testing.expectEqual(@as(usize, 2), n);
+    try testing.expect(!std.mem.eql(u8, seen[0], seen[1]));
+    try testing.expect(!entry.found);
+    // Keys only, and a key buffer too short for a key passes it.
+    try testing.expect(try scan(h, 0, &key, null, &entry));
+    var tiny: [0]u8 = .{};
+    try testing.expect(!try scan(h, 0, &tiny, null, &entry));
+}
+
+test "scan reads at most scan_chunk slots per call and says where to go on" {
+    const t = try TestRegion.init(scan_chunk * 2 + 8, 16, 8);
+    defer t.deinit();
+    const h = &t.handle;
+    var name: [16]u8 = undefined;
+    // Fill, then free all but the last slot: a long run of free slots.
+    var i: u32 = 0;
+    while (i < scan_chunk * 2 + 1) : (i += 1) {
+        try insert(h, try std.fmt.bufPrint(&name, "k{d}", .{i}), "v", -1, .set);
+    }
+    i = 0;
+    while (i < scan_chunk * 2) : (i += 1) {
+        _ = try remove(h, try std.fmt.bufPrint(&name, "k{d}", .{i}));
+    }
+    var key: [16]u8 = undefined;
+    var entry: Entry = .{};
+    try testing.expect(try scan(h, 0, &key, null, &entry));
+    try testing.expect(!entry.found);
+    try testing.expectEqual(scan_chunk, entry.index);
+    try testing.expect(try scan(h, entry.index, &key, null, &entry));
+    try testing.expect(!entry.found);
+    try testing.expect(try scan(h, entry.index, &key, null, &entry));
+    try testing.expect(entry.found);
+    try testing.expect(!try scan(h, entry.index + 1, &key, null, &entry));
+}
+
+test "update keeps a live entry's expiry and gives a new entry the given one" {
+    const t = try TestRegion.init(8, 16, 32);
+    defer t.deinit();
+    const h = &t.handle;
+    try insert(h, "n", "1", 60_000, .set);
+    var found = find_key(h, key_hash("n"), "n").?;
+    const kept = h.slot(found.slot).expires_ns;
+    try insert(h, "n", "2", 1_000_000, .update);
+    found = find_key(h, key_hash("n"), "n").?;
+    try testing.expectEqual(kept, h.slot(found.slot).expires_ns);
+    try insert(h, "m", "1", 0, .update);
+    found = find_key(h, key_hash("m"), "m").?;
+    try testing.expectEqual(@as(u64, 0), h.slot(found.slot).expires_ns);
 }
 
 test "SIEVE keeps visited entries over unvisited ones" {
