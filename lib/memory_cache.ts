@@ -536,10 +536,12 @@ export class MemoryCache<V = unknown> {
   *entries(): IterableIterator<[MemoryCacheKey, V]> {
     this.#assertOpen();
     for (const entry of this.#strings.values()) {
-      if (entry.expiresAt === NEVER || now() < entry.expiresAt) yield [entry.key, entry.value];
+      if (entry.expiresAt === NEVER || this.#now() < entry.expiresAt) {
+        yield [entry.key, entry.value];
+      }
     }
     for (const entry of this.#bytes.values()) {
-      if (entry.expiresAt === NEVER || now() < entry.expiresAt) {
+      if (entry.expiresAt === NEVER || this.#now() < entry.expiresAt) {
         yield [bytesOf(entry.key), entry.value];
       }
     }
