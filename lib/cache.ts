@@ -806,15 +806,17 @@ export class SharedCache implements Disposable {
    * appear one by one, never half of one. Every key and value is checked
    * and encoded before the lock is taken, so a key or value that `set`
    * would refuse stores nothing at all. If the lock stays held beyond
-   * `lockTimeoutMs`, nothing is stored and every entry counts in
-   * `stats().droppedWrites`, as for `set`; so does an entry whose new key
-   * finds no room in its run of the hash table.
+   * `lockTimeoutMs`, nothing is stored and it throws `CacheError`
+   * `LockTimeout` (a batch is not dropped silently). An entry whose new key
+   * finds no room in its run of the hash table is dropped and counted in
+   * `stats().droppedWrites`, as by `set`.
    *
    * @param entries `[key, value]` pairs (an array, a `Map`, any iterable).
    * @param options `ttlMs`: the time to live of every entry.
    * @returns How many entries were stored.
    * @throws {RangeError} If a key or value exceeds the limits (nothing stored).
    * @throws {TypeError} If a key or value cannot be stored (nothing stored).
+   * @throws {CacheError} `LockTimeout` if the writer lock stays held beyond `lockTimeoutMs` (nothing stored).
    *
    * @example
    * ```ts
@@ -868,10 +870,7 @@ export class SharedCache implements Disposable {
     const handle = this.#open();
     if (keys.length === 0) return 0;
     const rc = this.#native.shmc_lock(handle);
-    if (rc === -Status.lockTimeout) {
-      this.#droppedWrites += keys.length;
-      return 0;
-    }
+    if (rc === -Status.lockTimeout) throw this.#lockTimeout("setMany (nothing was stored)");
     if (rc !== 0) this.#fail(rc, "setMany");
     let stored = 0;
     try {
@@ -879,9 +878,9 @@ export class SharedCache implements Disposable {
         const n = this.#encodeKey(keys[i]);
         this.#val.set(values[i]);
         const put = this.#native.shmc_put(handle, n, values[i].length, ttl, INSERT_SET);
+        // Full: dropped, and counted natively in droppedWrites, as by set.
         if (put === 0) stored++;
-        else if (put === -Status.full) this.#droppedWrites++;
-        else this.#fail(put, "setMany");
+        else if (put !== -Status.full) this.#fail(put, "setMany");
       }
     } finally {
       this.#native.shmc_unlock(handle);

@@ -15,7 +15,7 @@ const sys = @import("sys.zig");
 const counters = @import("counters.zig");
 
 /// Bumped with any change of a signature below.
-pub const abi_version: u32 = 6;
+pub const abi_version: u32 = 7;
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;

@@ -312,7 +312,7 @@ pub fn scan(h: *Handle, from: u32, key_out: []u8, value_out: ?[]u8, entry: *Entr
         if (deadline_ns == 0) deadline_ns = sys.now_ns() +| h.lock_timeout_ns;
         if (backoff.probing()) {
             if (sys.now_ns() >= deadline_ns) {
-                h.local.read_timeouts += 1;
+                counters.bump(h.line, .read_timeouts);
                 return error.Timeout;
             }
             if (seqlock.is_odd(header)) recover_if_dead(h, deadline_ns);
