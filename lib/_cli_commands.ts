@@ -105,9 +105,13 @@ const ls: Command = {
             String(info.handles),
             lockText(info),
           ]
-          : [name, `error: ${error!.code}: ${error!.message}`]
+          : [name, ...header.slice(1).map(() => "?")]
       ),
     ));
+    // Caches that could not be read: why, under the table.
+    for (const { name, error } of rows) {
+      if (error) io.out(`${name}: ${error.code}: ${error.message}`);
+    }
     return 0;
   },
 };
@@ -124,8 +128,8 @@ const stats: Command = {
       prometheus: { type: "boolean", description: "print the Prometheus text exposition format" },
     },
     details:
-      "Hits, misses, memo hits, read timeouts, dropped writes and lock timeouts are counted by each\n" +
-      "handle in a cache line of its own and summed here; the other counters are the cache's.",
+      "Hits, misses, memo hits, read timeouts, dropped writes, lock timeouts and unstored getOrSet\n" +
+      "results are counted by each handle in a cache line of its own and summed here; the other counters are the cache's.",
   },
   run(parsed, io) {
     if (parsed.values.json && parsed.values.prometheus) {
@@ -165,9 +169,10 @@ function statsText(info: CacheInfo): string {
     ["readTimeouts", String(s.readTimeouts)],
     ["droppedWrites", String(s.droppedWrites)],
     ["lockTimeouts", String(s.lockTimeouts)],
+    ["unstoredResults", String(s.unstoredResults)],
     ["lockOwner", lockText(info)],
   ];
-  return rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join("\n");
+  return rows.map(([k, v]) => `${k.padEnd(16)}${v}`).join("\n");
 }
 
 function hexBytes(text: string): Uint8Array {

@@ -72,6 +72,11 @@ const FAMILIES: Family[] = [
     `Writer lock waits that ran out, ${ALL_HANDLES}.`,
     (i) => i.stats.lockTimeouts,
   ),
+  counter(
+    "unstored_results",
+    `getOrSet results returned without being stored (too large, or not storable), ${ALL_HANDLES}.`,
+    (i) => i.stats.unstoredResults,
+  ),
   counter("sets", "Successful writes.", (i) => i.stats.sets),
   counter("deletes", "Entries removed by delete.", (i) => i.stats.deletes),
   counter("evictions", "Entries evicted to make room.", (i) => i.stats.evictions),

@@ -22,11 +22,12 @@ import { loadNative } from "./ffi/load.ts";
 import {
   CLAIM_PREFIX,
   clearFlights,
+  type FlightCounts,
   getOrSetOn,
   type GetOrSetOptions,
   newFlightCounts,
 } from "./_single_flight.ts";
-import type { Native, NativeHandle } from "./ffi/symbols.ts";
+import { type Native, type NativeHandle, STATS } from "./ffi/symbols.ts";
 
 /**
  * Options of {@linkcode SharedCache.open}. The geometry (`capacity`,
@@ -140,8 +141,6 @@ const TTL_MS_MAX = 1e15;
 const CAPACITY_MAX = 1 << 26;
 const KEY_BYTES_MAX = (1 << 16) - 1;
 const VALUE_BYTES_MAX = (1 << 27) - 1;
-/** f64 that shmc_stats fills (zig/src/exports.zig stats_len). */
-const STATS_LEN = 16;
 /** shmc_open's config: -1 = not given (taken from the existing cache). */
 const NOT_GIVEN = -1;
 const NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
@@ -211,29 +210,55 @@ function describeKey(key: string | Uint8Array): string {
   return `Uint8Array(${key.byteLength})`;
 }
 
+/** Where each counter is in the stats vector (lib/ffi/symbols.ts STATS). */
+const AT = Object.fromEntries(STATS.map((name, i) => [name, i])) as Record<
+  (typeof STATS)[number],
+  number
+>;
+
 /**
  * The stats vector of shmc_stats and shmc_inspect (zig/src/exports.zig
- * stats_fill) as {@linkcode CacheStats}.
+ * stats_fill, named by STATS) as {@linkcode CacheStats}.
  */
-export function statsFromVector(s: Float64Array, unstoredResults: number): CacheStats {
+export function statsFromVector(s: Float64Array): CacheStats {
   return {
-    hits: s[0],
-    misses: s[1],
-    memoHits: s[2],
-    sets: s[6],
-    deletes: s[7],
-    evictions: s[8],
-    expirations: s[9],
-    recoveries: s[10],
-    rebuilds: s[11],
-    readTimeouts: s[3],
-    droppedWrites: s[5],
-    lockTimeouts: s[4],
-    unstoredResults,
-    size: s[12],
-    capacity: s[13],
-    lockOwnerPid: s[14],
+    hits: s[AT.hits],
+    misses: s[AT.misses],
+    memoHits: s[AT.memoHits],
+    sets: s[AT.sets],
+    deletes: s[AT.deletes],
+    evictions: s[AT.evictions],
+    expirations: s[AT.expirations],
+    recoveries: s[AT.recoveries],
+    rebuilds: s[AT.rebuilds],
+    readTimeouts: s[AT.readTimeouts],
+    droppedWrites: s[AT.droppedWrites],
+    lockTimeouts: s[AT.lockTimeouts],
+    unstoredResults: s[AT.unstoredResults],
+    size: s[AT.size],
+    capacity: s[AT.capacity],
+    lockOwnerPid: s[AT.lockOwnerPid],
   };
+}
+
+/**
+ * `counts` with its two skip counters forwarding every increment to `add`
+ * as well: getOrSet (_single_flight.ts) counts in `counts`, and the
+ * handle's counter line in the region must count too, so that the stats
+ * of every handle can be summed.
+ */
+function forwardingSkips(counts: FlightCounts, add: (n: number) => void): FlightCounts {
+  for (const field of ["oversizeSkips", "unstorableSkips"] as const) {
+    let value = counts[field];
+    Object.defineProperty(counts, field, {
+      get: () => value,
+      set: (next: number) => {
+        if (next > value) add(next - value);
+        value = next;
+      },
+    });
+  }
+  return counts;
 }
 
 /** Which handles of this isolate hold a lock, by cache identity. */
@@ -295,9 +320,11 @@ export class SharedCache implements Disposable {
   readonly #maxKeyBytes: number;
   readonly #maxValueBytes: number;
   readonly #lockState: { held: boolean };
-  readonly #stats = new Float64Array(STATS_LEN);
-  /** The counters of getOrSet (see _single_flight.ts). */
-  readonly #flightCounts = newFlightCounts();
+  readonly #stats = new Float64Array(STATS.length);
+  /** The counters of getOrSet (see _single_flight.ts); unstored results also count in the region. */
+  readonly #flightCounts = forwardingSkips(newFlightCounts(), (n) => {
+    if (this.#handle !== null) this.#native.shmc_add_unstored(this.#handle, n);
+  });
   #guard: CacheLock | undefined;
   readonly #unregister = {};
   readonly #finalized: Finalized;
@@ -1032,8 +1059,7 @@ export class SharedCache implements Disposable {
   stats(options: { allHandles?: boolean } = {}): CacheStats {
     const s = this.#stats;
     this.#native.shmc_stats(this.#open(), options.allHandles === true ? 1 : 0, s);
-    const unstored = this.#flightCounts.oversizeSkips + this.#flightCounts.unstorableSkips;
-    return statsFromVector(s, unstored);
+    return statsFromVector(s);
   }
 
   /**

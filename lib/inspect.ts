@@ -7,10 +7,10 @@
  * @module
  */
 
-import { readdirSync } from "node:fs";
 import { type CacheStats, checkDir, checkName, statsFromVector } from "./cache.ts";
 import { errorForStatus, Status } from "./errors.ts";
 import { loadNative } from "./ffi/load.ts";
+import { INSPECT, STATS } from "./ffi/symbols.ts";
 
 /** What {@linkcode inspectCache} reads about a cache. */
 export interface CacheInfo {
@@ -42,14 +42,16 @@ export interface CacheInfo {
   stats: CacheStats;
 }
 
-/** The f64 that shmc_inspect fills (zig/src/exports.zig inspect_len). */
-const INSPECT_LEN = 24;
-const STATS_LEN = 16;
+/** Where each figure is in shmc_inspect's vector (lib/ffi/symbols.ts INSPECT). */
+const AT = Object.fromEntries(INSPECT.map((name, i) => [name, i])) as Record<
+  (typeof INSPECT)[number],
+  number
+>;
 /** Liveness slots of a cache (zig/src/liveness.zig slots_max). */
 const HANDLES_MAX = 4095;
 const ERR_CAP = 512;
 const PATH_CAP = 4096;
-const EXT = ".shmc";
+const LIST_CAP = 64 * 1024;
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
@@ -80,7 +82,7 @@ export function inspectCache(name: string, options: { dir?: string } = {}): Cach
   const native = loadNative();
   const dirBytes = textEncoder.encode(dir);
   const nameBytes = textEncoder.encode(name);
-  const out = new Float64Array(INSPECT_LEN);
+  const out = new Float64Array(INSPECT.length);
   const pids = new Uint32Array(HANDLES_MAX);
   const err = new Uint8Array(ERR_CAP);
   const status = new Int32Array(2);
@@ -97,21 +99,21 @@ export function inspectCache(name: string, options: { dir?: string } = {}): Cach
     status,
   );
   if (rc < 0) throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
-  const handles = out[STATS_LEN + 4];
+  const handles = out[AT.handles];
   return {
     name,
-    fileBytes: out[STATS_LEN],
-    capacity: out[13],
-    maxKeyBytes: out[STATS_LEN + 1] - 1,
-    maxValueBytes: out[STATS_LEN + 2] - 1,
-    ttlMs: out[STATS_LEN + 3],
-    size: out[12],
+    fileBytes: out[AT.fileBytes],
+    capacity: out[AT.capacity],
+    maxKeyBytes: out[AT.keyBytesMax] - 1,
+    maxValueBytes: out[AT.valueBytesMax] - 1,
+    ttlMs: out[AT.ttlMs],
+    size: out[AT.size],
     handles,
     handlePids: Array.from(pids.subarray(0, Math.min(handles, HANDLES_MAX))),
-    lockOwnerPid: out[STATS_LEN + 5] === 0 ? 0 : out[14],
-    lockOwnerAlive: out[STATS_LEN + 6] === 1,
-    writerActive: out[STATS_LEN + 7] === 1,
-    stats: statsFromVector(out.subarray(0, STATS_LEN), 0),
+    lockOwnerPid: out[AT.lockOwnerPid],
+    lockOwnerAlive: out[AT.lockOwnerAlive] === 1,
+    writerActive: out[AT.writerActive] === 1,
+    stats: statsFromVector(out.subarray(0, STATS.length)),
   };
 }
 
@@ -154,18 +156,33 @@ export function cacheDirectory(options: { dir?: string } = {}): string | undefin
  * ```
  */
 export function listCaches(options: { dir?: string } = {}): string[] {
-  const path = cacheDirectory(options);
-  if (path === undefined) return [];
-  const names: string[] = [];
-  for (const file of readdirSync(path)) {
-    if (!file.endsWith(EXT)) continue;
-    const name = file.slice(0, -EXT.length);
-    try {
-      checkName(name);
-    } catch {
-      continue; // not a name shm-cache would have made
+  const dir = checkDir(options.dir);
+  const native = loadNative();
+  const dirBytes = textEncoder.encode(dir);
+  const err = new Uint8Array(ERR_CAP);
+  const status = new Int32Array(2);
+  // Read natively (no Deno read permission needed); a second call with the
+  // size the first reported, should the list not fit. Bound: a third call
+  // only if the directory grew in between, and then it is cut.
+  let out = new Uint8Array(LIST_CAP);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const rc = native.shmc_list(dirBytes, dirBytes.length, out, out.length, err, ERR_CAP, status);
+    if (rc < 0) {
+      if (status[0] === Status.notFound) return [];
+      throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
     }
-    names.push(name);
+    if (rc <= out.length || attempt === 2) {
+      const text = textDecoder.decode(out.subarray(0, Math.min(rc, out.length)));
+      const names = text.split("\n").filter((name) => {
+        try {
+          return checkName(name) === name;
+        } catch {
+          return false; // a name the native side allows and this module does not ('..')
+        }
+      });
+      return names.sort();
+    }
+    out = new Uint8Array(rc);
   }
-  return names.sort();
+  return [];
 }

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CacheError, inspectCache, SharedCache } from "../mod.ts";
 import { test } from "./_harness.ts";
@@ -25,7 +25,7 @@ interface Run {
 function cli(runtime: Runtime, args: string[]): Run {
   const bin = join(root, "node_modules/.bin", runtime);
   const argv = runtime === "deno"
-    ? ["run", "--allow-ffi", "--allow-read", "--allow-env", "--allow-write", CLI, ...args]
+    ? ["run", "--allow-ffi", "--allow-read", "--allow-env", CLI, ...args]
     : [CLI, ...args];
   const r = spawnSync(bin, argv, { encoding: "utf8", timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -138,6 +138,42 @@ test("stats: hits and misses of a Deno and a Bun process summed, closed and dead
   }
 });
 
+test("every per-handle counter is summed: unstoredResults, droppedWrites, lockTimeouts, memoHits", async () => {
+  const scope = new Scope();
+  try {
+    const dir = scope.dir;
+    using a = SharedCache.open("every", { ...OPTIONS, dir, lockTimeoutMs: 20 });
+    using b = SharedCache.open("every", { dir, lockTimeoutMs: 20 });
+    // a: one result too large to store.
+    assert.equal(a.getOrSet("big", () => "z".repeat(300)), "z".repeat(300));
+    // b: another process holds the lock, so b's set is dropped and its
+    // lock() times out.
+    const holder = scope.spawn("bun", ["hold-lock", dir, "every"]);
+    await holder.line("locked");
+    b.set("k", 1);
+    assert.throws(() => b.lock(), isCacheError("LockTimeout"));
+    holder.kill("SIGKILL");
+    await holder.wait();
+    // b: a memo hit.
+    b.set("s", "text");
+    b.get("s");
+    b.get("s");
+    const own = [a.stats(), b.stats()];
+    assert.deepEqual(own.map((s) => s.unstoredResults), [1, 0]);
+    assert.deepEqual(own.map((s) => s.droppedWrites), [0, 1]);
+    assert.deepEqual(own.map((s) => s.lockTimeouts), [0, 2]);
+    assert.deepEqual(own.map((s) => s.memoHits), [0, 1]);
+    const all = inspectCache("every", { dir }).stats;
+    assert.deepEqual(
+      [all.unstoredResults, all.droppedWrites, all.lockTimeouts, all.memoHits],
+      [1, 1, 2, 1],
+    );
+    assert.deepEqual(a.stats({ allHandles: true }), all);
+  } finally {
+    await scope.cleanup();
+  }
+});
+
 test("stats --prometheus: each family once with HELP and TYPE, a cache label per sample", async () => {
   const scope = new Scope();
   try {
@@ -225,6 +261,22 @@ test("ls: every cache with its handles and the PID of a held lock's owner", asyn
       false,
     ]);
     assert.match(cli("bun", ["ls", "--dir", scope.dir]).stdout, /pid \d+ \(dead\)/);
+    // A file that is not a cache is listed with the reason, and the rest still are.
+    writeFileSync(join(scope.dir, "junk.shmc"), "x".repeat(8192), { mode: 0o600 });
+    const withJunk = json<Array<Row & { error?: { code: string } }>>(
+      cli("deno", ["ls", "--dir", scope.dir, "--json"]),
+    );
+    assert.deepEqual(withJunk.map((r) => [r.name, r.error?.code]), [
+      ["idle-one", undefined],
+      ["junk", "Corrupt"],
+      ["locked-one", undefined],
+    ]);
+    const junkTable = cli("bun", ["ls", "--dir", scope.dir]);
+    assert.equal(junkTable.code, 0);
+    assert.match(junkTable.stdout, /^junk +\? +\?/m);
+    assert.match(junkTable.stdout, /^junk: Corrupt: .*bad magic/m);
+    // The default directory (under /dev/shm) needs no permission beyond the README's.
+    assert.equal(cli("deno", ["ls", "--json"]).code, 0);
   } finally {
     await scope.cleanup();
   }

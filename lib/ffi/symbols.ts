@@ -24,7 +24,7 @@ export const symbols = {
     parameters: ["buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
     result: "i32",
   },
-  // i32 shmc_inspect(const u8* dir, u32 dir_len, const u8* name, u32 name_len, f64 out[24],
+  // i32 shmc_inspect(const u8* dir, u32 dir_len, const u8* name, u32 name_len, f64 out[25] /* INSPECT */,
   //                  u32* pids, u32 pids_cap, u8* err, u32 err_cap, i32 status_out[2])
   shmc_inspect: {
     parameters: [
@@ -39,6 +39,12 @@ export const symbols = {
       "u32",
       "buffer",
     ],
+    result: "i32",
+  },
+  // i32 shmc_list(const u8* dir, u32 dir_len, u8* out, u32 out_cap, u8* err, u32 err_cap,
+  //               i32 status_out[2]) -- names, each + '\n'; returns the bytes needed
+  shmc_list: {
+    parameters: ["buffer", "u32", "buffer", "u32", "buffer", "u32", "buffer"],
     result: "i32",
   },
   // i32 shmc_dir(const u8* dir, u32 dir_len, u8* out, u32 out_cap, u8* err, u32 err_cap,
@@ -78,8 +84,10 @@ export const symbols = {
   shmc_clear: { parameters: ["pointer"], result: "i32" },
   // i32 shmc_size(void* h)
   shmc_size: { parameters: ["pointer"], result: "i32" },
-  // void shmc_stats(void* h, u32 all /* 1 = summed over every handle */, f64 out[16])
+  // void shmc_stats(void* h, u32 all /* 1 = summed over every handle */, f64 out[17] /* STATS */)
   shmc_stats: { parameters: ["pointer", "u32", "buffer"], result: "void" },
+  // void shmc_add_unstored(void* h, u32 n)
+  shmc_add_unstored: { parameters: ["pointer", "u32"], result: "void" },
   // i32 shmc_lock(void* h)
   shmc_lock: { parameters: ["pointer"], result: "i32" },
   // i32 shmc_unlock(void* h)
@@ -103,7 +111,41 @@ export const symbols = {
 } as const;
 
 /** The ABI version this binding expects (zig/src/exports.zig abi_version). */
-export const ABI_VERSION = 7;
+export const ABI_VERSION = 8;
+
+/** The f64 vector of `shmc_stats`, in order (zig/src/exports.zig stats_fill). */
+export const STATS = [
+  "hits",
+  "misses",
+  "memoHits",
+  "readTimeouts",
+  "lockTimeouts",
+  "droppedWrites",
+  "unstoredResults",
+  "sets",
+  "deletes",
+  "evictions",
+  "expirations",
+  "recoveries",
+  "rebuilds",
+  "size",
+  "capacity",
+  "lockOwnerPid",
+  "seq",
+] as const;
+
+/** The f64 vector of `shmc_inspect`: STATS (summed over all handles), then these. */
+export const INSPECT = [
+  ...STATS,
+  "fileBytes",
+  "keyBytesMax",
+  "valueBytesMax",
+  "ttlMs",
+  "handles",
+  "lockOwnerSlot",
+  "lockOwnerAlive",
+  "writerActive",
+] as const;
 
 /** An opaque native handle (a Deno pointer object or a Bun number). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol } | number | object;
@@ -139,6 +181,15 @@ export interface Native {
     out: Float64Array,
     pids: Uint32Array,
     pidsCap: number,
+    err: Uint8Array,
+    errCap: number,
+    status: Int32Array,
+  ): number;
+  shmc_list(
+    dir: Uint8Array,
+    dirLen: number,
+    out: Uint8Array,
+    outCap: number,
     err: Uint8Array,
     errCap: number,
     status: Int32Array,
@@ -187,6 +238,7 @@ export interface Native {
   shmc_clear(h: NativeHandle): number;
   shmc_size(h: NativeHandle): number;
   shmc_stats(h: NativeHandle, all: number, out: Float64Array): void;
+  shmc_add_unstored(h: NativeHandle, n: number): void;
   shmc_lock(h: NativeHandle): number;
   shmc_unlock(h: NativeHandle): number;
   shmc_recover(h: NativeHandle): number;

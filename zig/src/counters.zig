@@ -37,7 +37,7 @@ comptime {
 }
 
 /// The counted fields, in the order of the stats vector (exports.zig).
-pub const Field = enum { hits, misses, memo_hits, read_timeouts, lock_timeouts, dropped_writes };
+pub const Field = enum { hits, misses, memo_hits, read_timeouts, lock_timeouts, dropped_writes, unstored_results };
 pub const fields_len = @typeInfo(Field).@"enum".field_names.len;
 
 /// The counts, as a plain value (a snapshot or a sum).
@@ -45,16 +45,21 @@ pub const Values = [fields_len]u64;
 
 /// Adds one to `field` of the handle's own line.
 pub inline fn bump(line: *region.Counters, comptime field: Field) void {
+    add(line, field, 1);
+}
+
+/// Adds `n` to `field` of the handle's own line.
+pub inline fn add(line: *region.Counters, comptime field: Field, n: u64) void {
     const ptr = &@field(line, @tagName(field));
     if (sys.is_linux) {
         // Monotonic load and store: this handle is the line's only writer,
         // so no other store can fall between them; readers need only
         // untorn values, which an aligned atomic store gives.
         const v = @atomicLoad(u64, ptr, .monotonic);
-        @atomicStore(u64, ptr, v +% 1, .monotonic);
+        @atomicStore(u64, ptr, v +% n, .monotonic);
     } else {
         // Monotonic add: the handles of this process share the line.
-        _ = @atomicRmw(u64, ptr, .Add, 1, .monotonic);
+        _ = @atomicRmw(u64, ptr, .Add, n, .monotonic);
     }
 }
 

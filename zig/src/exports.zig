@@ -15,7 +15,7 @@ const sys = @import("sys.zig");
 const counters = @import("counters.zig");
 
 /// Bumped with any change of a signature below.
-pub const abi_version: u32 = 7;
+pub const abi_version: u32 = 8;
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;
@@ -140,6 +140,20 @@ export fn shmc_inspect(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name
 }
 
 pub const inspect_len = stats_len + 8;
+
+/// The cache names in the directory (`dir`, or the per-user default when
+/// dir_len is 0), each followed by '\n', into out[0..out_cap]. Returns the
+/// bytes the whole list takes (larger than out_cap: it was cut; call again
+/// with a buffer that large), or -status (not_found when the directory
+/// does not exist) with a message as for shmc_open.
+export fn shmc_list(dir: ?[*]const u8, dir_len: u32, out: [*]u8, out_cap: u32, err: [*]u8, err_cap: u32, status_out: [*]i32) i32 {
+    var m: files.Message = .{ .buf = err[0..err_cap] };
+    const len = files.list(bytes(dir, dir_len), out[0..out_cap], &m) catch {
+        fail_out(&m, status_out);
+        return neg(m.status);
+    };
+    return @intCast(@min(len, std.math.maxInt(i32)));
+}
 
 /// The cache directory (`dir`, or the per-user default when dir_len is 0)
 /// into out[0..out_cap], checked as an open checks it. Its length, or
@@ -327,12 +341,13 @@ export fn shmc_size(h: ?*anyopaque) i32 {
     return @intCast(@min(count, hd.geo.capacity));
 }
 
-pub const stats_len = 16;
+pub const stats_len = 17;
 
-/// Fills out[0..16] (as f64, exact below 2^53): hits, misses, memo hits,
-/// read timeouts, lock timeouts, dropped writes, sets, deletes, evictions,
-/// expirations, recoveries, rebuilds, size, capacity, lock owner pid, seq.
-/// The first six are this handle's (all = 0) or the sum over every handle
+/// Fills out[0..17] (as f64, exact below 2^53): hits, misses, memo hits,
+/// read timeouts, lock timeouts, dropped writes, unstored results, sets,
+/// deletes, evictions, expirations, recoveries, rebuilds, size, capacity,
+/// lock owner pid, seq (lib/ffi/symbols.ts STATS names them in this order).
+/// The first seven are this handle's (all = 0) or the sum over every handle
 /// that ever had the cache open (all = 1; counters.zig); the others are the
 /// cache's.
 export fn shmc_stats(h: ?*anyopaque, all: u32, out: [*]f64) void {
@@ -358,6 +373,14 @@ fn stats_fill(out: [*]f64, own: counters.Values, shared: [6]u64, count: u32, cap
     for (shared, counters.fields_len..) |v, i| out[i] = @floatFromInt(v);
     const rest = [4]u64{ count, capacity, owner_pid, seq };
     for (rest, counters.fields_len + 6..) |v, i| out[i] = @floatFromInt(v);
+}
+
+/// Adds n getOrSet results that were returned without being stored to this
+/// handle's counter line (the TypeScript side decides what is unstored).
+export fn shmc_add_unstored(h: ?*anyopaque, n: u32) void {
+    const hd = handle(h);
+    if (forked(hd)) return;
+    counters.add(hd.line, .unstored_results, n);
 }
 
 /// Takes the writer lock for this handle (bounded by its timeout).

@@ -528,6 +528,11 @@ pub fn inspect(dir: []const u8, name: []const u8, pids: []u32, m: *Message) erro
     const header: *const region.Header = @ptrCast(@alignCast(memory.ptr));
     // Acquire: pairs with the creator's Release store of the marker.
     if (@atomicLoad(u32, &header.initialized, .acquire) != region.initialized_done) {
+        // As in map_region: a creator writes the magic over zeroes first.
+        const seen_magic = header.magic;
+        if (seen_magic != 0 and seen_magic != region.magic) {
+            return m.fail(.corrupt, "{s}/{s}{s} is not a shm-cache region (bad magic)", .{ path, name, ext_data });
+        }
         return m.fail(.corrupt, "{s}/{s}{s} was never finished by the process creating it (or lost its marker)", .{ path, name, ext_data });
     }
     const geo = try header_geometry(header, st.size, name, m);
@@ -579,6 +584,40 @@ pub fn resolve_dir(dir: []const u8, out: []u8, m: *Message) error{Fail}![]const 
     if (path.len > out.len) return m.fail(.invalid_argument, "the directory path is {d} bytes, the buffer {d}", .{ path.len, out.len });
     @memcpy(out[0..path.len], path);
     return out[0..path.len];
+}
+
+/// The names of the caches in the directory (files `<name>.shmc` with a
+/// valid name; symbolic links and other files skipped), each followed by a
+/// newline, into `out`. Returns how many bytes that takes: more than
+/// `out.len` means the list was cut and the caller should ask again with a
+/// larger buffer. A missing directory is not_found. Reading the directory
+/// here, not in TypeScript, spares Deno callers a read permission on it
+/// (Deno asks for --allow-all to read under /dev).
+pub fn list(dir: []const u8, out: []u8, m: *Message) error{Fail}!usize {
+    var path_buf: [path_bytes_max]u8 = undefined;
+    const path = try dir_path(dir, &path_buf, m);
+    const dir_fd = try open_dir(path, false, m);
+    const stream = c.fdopendir(dir_fd) orelse {
+        sys.close(dir_fd);
+        return m.fail(.io, "cannot read directory {s}: errno {s}", .{ path, @tagName(sys.errno_now()) });
+    };
+    defer _ = c.closedir(stream);
+    var len: usize = 0;
+    // Bound: one iteration per directory entry; readdir returns null at
+    // the end (or on an error, which ends the list early).
+    while (c.readdir(stream)) |entry| {
+        const file = std.mem.sliceTo(&entry.name, 0);
+        if (entry.type != c.DT.REG and entry.type != c.DT.UNKNOWN) continue;
+        if (!std.mem.endsWith(u8, file, ext_data)) continue;
+        const name = file[0 .. file.len - ext_data.len];
+        if (!name_valid(name)) continue;
+        if (len + name.len + 1 <= out.len) {
+            @memcpy(out[len..][0..name.len], name);
+            out[len + name.len] = '\n';
+        }
+        len += name.len + 1;
+    }
+    return len;
 }
 
 const destroy_timeout_ns = 10 * std.time.ns_per_s;

@@ -151,14 +151,14 @@ test "the shared library round-trips through its C ABI" {
     const stats = try symbol(lib, StatsFn, "shmc_stats");
     const inspect = try symbol(lib, InspectFn, "shmc_inspect");
     try std.testing.expectEqual(@as(i32, 7), lookup(h2, "k1", 2, &out, out.len));
-    var own: [16]f64 = undefined;
-    var all: [16]f64 = undefined;
+    var own: [17]f64 = undefined;
+    var all: [17]f64 = undefined;
     stats(h2, 0, &own);
     stats(h2, 1, &all);
     try std.testing.expectEqual(@as(f64, 1), own[0]);
     stats(h, 0, &own);
     try std.testing.expectEqual(all[0], own[0] + 1);
-    var info: [24]f64 = undefined;
+    var info: [25]f64 = undefined;
     var pids: [4]u32 = @splat(0);
     try std.testing.expectEqual(@as(i32, 2), inspect(dir.ptr, @intCast(dir.len), name, name.len, &info, &pids, pids.len, &err, err.len, &status));
     try std.testing.expectEqual(all[0], info[0]);

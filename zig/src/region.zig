@@ -124,7 +124,9 @@ pub const Counters = extern struct {
     /// The PID of the line's latest handle (diagnostics only).
     pid: u32,
     reserved0: u32,
-    reserved1: u64,
+    /// getOrSet results returned without being stored (counted by the
+    /// TypeScript side through shmc_add_unstored).
+    unstored_results: u64,
 };
 
 comptime {
