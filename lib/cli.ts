@@ -64,12 +64,16 @@ export function main(argv: string[], io: Output = consoleOutput): number {
       io.out(usage(COMMANDS[topic].spec));
       return 0;
     }
+    if (topic !== undefined) {
+      io.err(`shm-cache: unknown command ${JSON.stringify(topic)}\n\n${overview()}`);
+      return 2;
+    }
     if (command === undefined) {
       io.err(overview());
       return 2;
     }
     io.out(overview());
-    return topic === undefined ? 0 : 2;
+    return 0;
   }
   const cmd = COMMANDS[command];
   if (cmd === undefined) {

@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CacheError, inspectCache, SharedCache } from "../mod.ts";
+import { main } from "../lib/cli.ts";
 import { test } from "./_harness.ts";
 import { root, type Runtime, Scope } from "./_proc.ts";
 
@@ -326,7 +327,7 @@ test("get, verify, clear, destroy: output and exit codes", async () => {
   } finally {
     await scope.cleanup();
   }
-});
+}, { timeoutMs: 180_000 });
 
 test("--help on every command, and bad usage exits 2", () => {
   const commands = ["ls", "stats", "get", "verify", "clear", "destroy"];
@@ -341,22 +342,43 @@ test("--help on every command, and bad usage exits 2", () => {
       assert.match(r.stdout, /--dir DIR/);
     }
   }
+  // Bad usage as real programs, under both runtimes.
+  for (const runtime of ["bun", "deno"] as const) {
+    for (const args of [[], ["frobnicate"], ["ls", "--bogus"], ["stats"]]) {
+      const r = cli(runtime, args);
+      assert.equal(r.code, 2, `${runtime} ${JSON.stringify(args)}: ${r.stderr}`);
+      assert.ok(r.stderr.length > 0);
+      assert.equal(r.stdout, "");
+    }
+  }
+}, { timeoutMs: 180_000 });
+
+test("main(): every kind of bad usage is exit 2 with the reason on stderr, nothing on stdout", () => {
   const bad: string[][] = [
     [],
     ["frobnicate"],
+    ["help", "frobnicate"],
     ["ls", "--bogus"],
     ["ls", "extra"],
     ["stats"],
     ["stats", "x", "--json", "--prometheus"],
     ["get", "only-name"],
+    ["get", "n", "k", "--hex"],
     ["verify", "a", "b"],
+    ["verify", "a", "--repair=yes"],
     ["clear", "../escape"],
     ["destroy", "--dir"],
+    ["destroy", "x", "--dir", ""],
   ];
   for (const args of bad) {
-    const r = cli("bun", args);
-    assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
-    assert.ok(r.stderr.length > 0, JSON.stringify(args));
-    assert.equal(r.stdout, "", JSON.stringify(args));
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = main(args, { out: (t) => out.push(t), err: (t) => err.push(t) });
+    assert.equal(code, 2, `${JSON.stringify(args)}: ${err.join("\n")}`);
+    assert.ok(err.join("").length > 0, JSON.stringify(args));
+    if (args[0] !== "help") assert.deepEqual(out, [], JSON.stringify(args));
   }
+  const out: string[] = [];
+  assert.equal(main(["help", "stats"], { out: (t) => out.push(t), err: () => {} }), 0);
+  assert.match(out.join("\n"), /^usage: shm-cache stats NAME\.\.\. \[options\]/);
 });
