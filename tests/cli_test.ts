@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CacheError, inspectCache, SharedCache } from "../mod.ts";
 import { main } from "../lib/cli.ts";
@@ -278,6 +279,61 @@ test("ls: every cache with its handles and the PID of a held lock's owner", asyn
     assert.match(junkTable.stdout, /^junk: Corrupt: .*bad magic/m);
     // The default directory (under /dev/shm) needs no permission beyond the README's.
     assert.equal(cli("deno", ["ls", "--json"]).code, 0);
+  } finally {
+    await scope.cleanup();
+  }
+});
+
+test("ls and stats neither wait on a writer stuck mid-mutation nor change a byte, nor recover", async () => {
+  const scope = new Scope();
+  try {
+    const dir = scope.dir;
+    const seed = SharedCache.open("stuck", { ...OPTIONS, dir });
+    seed.set("k", "old");
+    seed.close();
+    // Fault step 9: the writer parks inside an overwrite, lock held, seqlock odd.
+    const writer = scope.spawn("deno", ["park", dir, "stuck", "9", "set", "k", "new"]);
+    await writer.line("parking");
+    const deadline = Date.now() + 10_000;
+    while (!inspectCache("stuck", { dir }).writerActive) {
+      assert.ok(Date.now() < deadline, "the writer did not reach its fault step");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const file = join(dir, "stuck.shmc");
+    const digest = () => createHash("sha256").update(readFileSync(file)).digest("hex");
+    const before = digest();
+    interface Info {
+      writerActive: boolean;
+      lockOwnerPid: number;
+      lockOwnerAlive: boolean;
+      handles: number;
+      recoveries: number;
+    }
+    const live = json<Info>(cli("bun", ["stats", "stuck", "--dir", dir, "--json"]));
+    assert.deepEqual(
+      [live.writerActive, live.lockOwnerPid, live.lockOwnerAlive, live.handles],
+      [true, writer.pid, true, 1],
+    );
+    assert.equal(cli("deno", ["ls", "--dir", dir]).code, 0);
+    assert.equal(digest(), before, "an inspector wrote to the region");
+    // The owner dies: the inspectors report it and leave the recovery to a handle.
+    writer.kill("SIGKILL");
+    await writer.wait();
+    const dead = json<Info>(cli("deno", ["stats", "stuck", "--dir", dir, "--json"]));
+    assert.deepEqual(
+      [dead.writerActive, dead.lockOwnerPid, dead.lockOwnerAlive, dead.handles, dead.recoveries],
+      [true, writer.pid, false, 0, 0],
+    );
+    assert.equal(digest(), before, "an inspector recovered or wrote");
+    // A real handle recovers (get waits for the dead writer's odd sequence).
+    using cache = SharedCache.open("stuck", { dir });
+    assert.equal(cache.get("k"), undefined);
+    const after = inspectCache("stuck", { dir });
+    assert.deepEqual([after.writerActive, after.lockOwnerPid, after.stats.recoveries], [
+      false,
+      0,
+      1,
+    ]);
   } finally {
     await scope.cleanup();
   }
