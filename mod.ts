@@ -23,7 +23,7 @@ export {
 export { CacheLock } from "./lib/guard.ts";
 export { cacheDirectory, type CacheInfo, inspectCache, listCaches } from "./lib/inspect.ts";
 export { CacheError, type CacheErrorCode } from "./lib/errors.ts";
-export type { CacheValue } from "./lib/codec.ts";
+export type { CacheValue, CodecName } from "./lib/codec.ts";
 export {
   memoize,
   type MemoizeCache,

@@ -5,14 +5,17 @@
  * @module
  */
 
-import { checkOptionNames } from "./_options.ts";
 import { describe } from "./_describe.ts";
+import { checkOptionNames } from "./_options.ts";
 import {
   checkKeyType,
   Codec,
+  CODEC_IDS,
+  CODEC_NAMES,
+  type CodecName,
   decodeKey,
-  encodedSize,
   encodeKey,
+  keySize,
   TAG_NUMBER,
   TAG_STRING,
 } from "./codec.ts";
@@ -62,6 +65,27 @@ export interface SharedCacheOptions {
    * this handle; processes need not agree.
    */
   decodeCacheBytes?: number;
+  /**
+   * How values that are objects are stored. It is recorded in the cache:
+   * a process that gives another codec gets `CacheError` `Mismatch`
+   * naming `codec`; one that leaves it out uses the cache's. Default for a
+   * new cache: `"json"`.
+   * - `"json"`: plain objects and arrays of strings, finite numbers,
+   *   booleans and null, exactly as they were, or a `TypeError` naming the
+   *   path of what JSON would change (`value.m: Map is not storable; use
+   *   codec: "structured"`). A property holding `undefined` is dropped and a
+   *   `toJSON` method is honoured, as `JSON.stringify` does; `-0`, `NaN`,
+   *   `Infinity`, `undefined` and holes in arrays, `Date`, `Map`, `Set`,
+   *   `RegExp`, `bigint`, typed arrays, class instances, functions, symbols,
+   *   promises and cycles inside a value are a `TypeError`.
+   * - `"structured"`: also `Date`, `Map`, `Set`, `RegExp`, `bigint`, typed
+   *   arrays, `ArrayBuffer`, `NaN`, `Infinity`, `-0`, `undefined` in arrays
+   *   and objects, holes, null prototypes, shared references and cycles
+   *   (devalue's format). Functions, symbols, promises and class instances
+   *   are a `TypeError`; `toJSON` is not called. Plain JSON data is still
+   *   stored as JSON, at the same speed.
+   */
+  codec?: CodecName;
 }
 
 /** Options of {@linkcode SharedCache.set}. */
@@ -131,6 +155,7 @@ const OPEN_OPTIONS: readonly (keyof SharedCacheOptions)[] = [
   "dir",
   "lockTimeoutMs",
   "decodeCacheBytes",
+  "codec",
 ];
 const SET_OPTIONS: readonly (keyof SetOptions)[] = ["ttlMs"];
 /** `shmc_insert` modes (zig/src/store.zig `Mode`). */
@@ -334,7 +359,12 @@ export class SharedCache implements Disposable {
     handle: NativeHandle,
     name: string,
     identity: string,
-    options: { maxKeyBytes: number; maxValueBytes: number; decodeCacheBytes: number },
+    options: {
+      maxKeyBytes: number;
+      maxValueBytes: number;
+      decodeCacheBytes: number;
+      codec: CodecName;
+    },
   ) {
     this.#native = native;
     this.#handle = handle;
@@ -346,7 +376,7 @@ export class SharedCache implements Disposable {
     // They live as long as this object, which is the only caller of those
     // calls on this handle; the finalizer's shmc_close does not touch them.
     this.#key = new Uint8Array(new ArrayBuffer(options.maxKeyBytes + 1));
-    this.#codec = new Codec(options.maxValueBytes);
+    this.#codec = new Codec(options.maxValueBytes, options.codec);
     this.#val = this.#codec.buf;
     this.#meta = new Uint32Array(new ArrayBuffer(META_LEN * 4));
     // Validated and defaulted by open().
@@ -385,9 +415,10 @@ export class SharedCache implements Disposable {
   /**
    * Opens the cache `name`: attaches to it when it exists, else creates it
    * (which needs `capacity`, `maxKeyBytes` and `maxValueBytes`). A
-   * geometry field or `ttlMs` that is given must equal the existing
-   * cache's, else `CacheError` `Mismatch` names the field; one left out is
-   * taken from the cache. Opening a cache that does not exist without the
+   * geometry field, `ttlMs` or `codec` that is given must equal the
+   * existing cache's, else `CacheError` `Mismatch` names the field; one
+   * left out is taken from the cache (`codec` defaults to `"json"` for a
+   * new cache). Opening a cache that does not exist without the
    * geometry throws `CacheError` `NotFound`.
    *
    * @param name 1-128 letters, digits, `-`, `_` or `.` (the file is `<dir>/<name>.shmc`).
@@ -422,6 +453,10 @@ export class SharedCache implements Disposable {
       ? DEFAULT_DECODE_CACHE_BYTES
       : checkInt("decodeCacheBytes", options.decodeCacheBytes, 0, DECODE_CACHE_BYTES_MAX);
     const dir = checkDir(options.dir);
+    const codec = options.codec;
+    if (codec !== undefined && codec !== "json" && codec !== "structured") {
+      throw new TypeError(`codec must be "json" or "structured", got ${describe(codec)}`);
+    }
     const native = loadNative();
     const dirBytes = textEncoder.encode(dir);
     const nameBytes = textEncoder.encode(name);
@@ -433,6 +468,7 @@ export class SharedCache implements Disposable {
       maxValueBytes === NOT_GIVEN ? NOT_GIVEN : maxValueBytes + 1,
       ttlMs,
       lockTimeoutMs,
+      codec === undefined ? NOT_GIVEN : CODEC_IDS[codec],
     ]);
     const err = new Uint8Array(ERR_CAP);
     const status = new Int32Array(2);
@@ -460,6 +496,7 @@ export class SharedCache implements Disposable {
         maxKeyBytes: config[1] - 1,
         maxValueBytes: config[2] - 1,
         decodeCacheBytes,
+        codec: CODEC_NAMES[config[5]],
       };
       return new SharedCache(native, handle, name, `${id[0]}:${id[1]}`, geometry);
     } catch (e) {
@@ -509,7 +546,7 @@ export class SharedCache implements Disposable {
   #encodeKey(key: string | Uint8Array): number {
     const n = encodeKey(key, this.#key, this.#maxKeyBytes);
     if (n < 0) {
-      const size = typeof key === "string" ? textEncoder.encode(key).byteLength : key.byteLength;
+      const size = keySize(key);
       throw new RangeError(
         `key ${describeKey(key)} is ${size} bytes, more than maxKeyBytes ${this.#maxKeyBytes}`,
       );
@@ -655,7 +692,7 @@ export class SharedCache implements Disposable {
     if (len < 0) {
       throw new RangeError(
         `value for key ${describeKey(key)} is ${
-          encodedSize(value)
+          this.#codec.size(value)
         } bytes encoded, more than maxValueBytes ${this.#maxValueBytes}`,
       );
     }
@@ -884,7 +921,7 @@ export class SharedCache implements Disposable {
       if (len < 0) {
         throw new RangeError(
           `value for key ${describeKey(key)} is ${
-            encodedSize(value)
+            this.#codec.size(value)
           } bytes encoded, more than maxValueBytes ${this.#maxValueBytes}; nothing was stored`,
         );
       }

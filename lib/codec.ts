@@ -11,10 +11,17 @@
  * | 5 | bigint | its decimal text (ASCII) |
  * | 6 | string | UTF-8 |
  * | 7 | `Uint8Array` | the bytes |
- * | 8 | array or plain object | UTF-8 JSON text |
+ * | 8 | array or plain object | UTF-8 JSON text, exact (see `_json.ts`) |
+ * | 9 | string with a lone surrogate | WTF-8 (see `_wtf8.ts`) |
+ * | 10 | any other object (`codec: "structured"` only) | UTF-8 devalue text (see `_structured.ts`) |
  *
- * Keys carry a tag byte too (`s` for strings, `b` for bytes), so the string
- * `"a"` and the bytes `[0x61]` are different keys.
+ * Keys carry a tag byte too (`s` for strings, `w` for strings with a lone
+ * surrogate, in WTF-8, and `b` for bytes), so the string `"a"` and the bytes
+ * `[0x61]` are different keys, and `"\uD800"` is not `"\uFFFD"`.
+ *
+ * A well-formed string has the same bytes in UTF-8 and WTF-8, so only
+ * strings that `isWellFormed()` rejects take the slower WTF-8 path, and the
+ * tag tells the decoder which they were.
  *
  * @module
  */
@@ -28,9 +35,23 @@ export const TAG_BIGINT = 5;
 export const TAG_STRING = 6;
 export const TAG_BYTES = 7;
 export const TAG_JSON = 8;
+export const TAG_WTF8 = 9;
+export const TAG_STRUCTURED = 10;
 
 export const KEY_TAG_STRING = 0x73; // "s"
+export const KEY_TAG_WTF8 = 0x77; // "w"
 export const KEY_TAG_BYTES = 0x62; // "b"
+
+/**
+ * How a cache encodes objects: `"json"` (exact JSON or a TypeError) or
+ * `"structured"` (Date, Map, Set, ... as well; see `_structured.ts`).
+ */
+export type CodecName = "json" | "structured";
+
+/** The codec's number in the region header (zig/src/region.zig `Header.codec`). */
+export const CODEC_IDS: Readonly<Record<CodecName, number>> = { json: 0, structured: 1 };
+/** The codecs by number (the inverse of {@linkcode CODEC_IDS}). */
+export const CODEC_NAMES: readonly CodecName[] = ["json", "structured"];
 
 /** Values a {@linkcode SharedCache} stores. */
 export type CacheValue =
@@ -45,6 +66,10 @@ export type CacheValue =
   | { readonly [key: string]: unknown };
 
 import { Buffer } from "node:buffer";
+import { describe } from "./_describe.ts";
+import { exactJsonText, isExactJson } from "./_json.ts";
+import { parseStructured, structuredText } from "./_structured.ts";
+import { decodeWtf8, encodeWtf8Into, isWellFormed, wtf8Length } from "./_wtf8.ts";
 
 const encoder = new TextEncoder();
 const keyDecoder = new TextDecoder();
@@ -70,9 +95,11 @@ export class Codec {
   /** The same bytes as `buf`, as a plain Uint8Array. */
   readonly #plain: Uint8Array;
   readonly #limit: number;
+  readonly #structured: boolean;
 
   /** A buffer for `limit` payload bytes (the tag byte is extra). */
-  constructor(limit: number) {
+  constructor(limit: number, codec: CodecName = "json") {
+    this.#structured = codec === "structured";
     // One spare byte beyond the tag and payload: an 8-byte number needs 9.
     // Over an ArrayBuffer of its own: the native side keeps this buffer's
     // address (shmc_bind), so it must not be a small on-heap typed array
@@ -87,12 +114,16 @@ export class Codec {
   /**
    * Encodes `value` into the buffer and returns its length including the
    * tag, or -1 when the payload would exceed the limit (the caller reports
-   * the size; see {@linkcode encodedSize}).
+   * the size; see {@linkcode Codec.size}).
    */
   encode(value: unknown): number {
     const buf = this.buf;
     switch (typeof value) {
       case "string":
+        if (!isWellFormed(value)) {
+          buf[0] = TAG_WTF8;
+          return this.#wtf8(value);
+        }
         buf[0] = TAG_STRING;
         return this.#text(value);
       case "number":
@@ -122,13 +153,48 @@ export class Codec {
         }
         // JSON.stringify may run the caller's toJSON, which may use the
         // cache and so this buffer: the text first, then the buffer.
-        const text = jsonText(value);
-        buf[0] = TAG_JSON;
+        if (!this.#structured) {
+          const text = exactJsonText(value);
+          buf[0] = TAG_JSON;
+          return this.#text(text);
+        }
+        // Structured: data that JSON gives back exactly stays JSON (the
+        // faster of the two to parse), anything else is devalue text.
+        if (isExactJson(value, true)) {
+          const text = JSON.stringify(value);
+          buf[0] = TAG_JSON;
+          return this.#text(text);
+        }
+        const text = structuredText(value);
+        buf[0] = TAG_STRUCTURED;
         return this.#text(text);
       }
       default:
-        throw new TypeError(`cannot cache a value of type ${typeof value}`);
+        throw new TypeError(`value: ${describe(value)} is not storable`);
     }
+  }
+
+  /** The encoded payload size of `value` (for error messages; slow path). */
+  size(value: unknown): number {
+    if (typeof value === "string") return wtf8Length(value);
+    if (typeof value === "bigint") return value.toString().length;
+    if (value instanceof Uint8Array) return value.byteLength;
+    if (typeof value === "number") return 8;
+    if (typeof value === "object" && value !== null) {
+      const text = !this.#structured
+        ? exactJsonText(value)
+        : isExactJson(value, true)
+        ? JSON.stringify(value)
+        : structuredText(value);
+      return Buffer.byteLength(text, "utf8");
+    }
+    return 0;
+  }
+
+  #wtf8(text: string): number {
+    if (text.length > this.#limit) return -1;
+    const written = encodeWtf8Into(text, this.buf, 1, this.#limit);
+    return written < 0 ? -1 : written + 1;
   }
 
   #text(text: string): number {
@@ -167,38 +233,15 @@ export class Codec {
         return BigInt(buf.toString("latin1", 1, length));
       case TAG_JSON:
         return JSON.parse(buf.toString("utf8", 1, length));
+      case TAG_WTF8:
+        return decodeWtf8(buf, 1, length);
+      case TAG_STRUCTURED:
+        return parseStructured(buf.toString("utf8", 1, length));
       default:
         // Not written by this codec: not ours to interpret.
         return undefined;
     }
   }
-}
-
-function jsonText(value: object): string {
-  if (!Array.isArray(value)) {
-    const proto = Object.getPrototypeOf(value);
-    if (proto !== Object.prototype && proto !== null) {
-      const what = (value as { constructor?: { name?: string } }).constructor?.name ?? "object";
-      throw new TypeError(
-        `cannot cache an instance of ${what}: only plain objects, arrays and Uint8Array are stored`,
-      );
-    }
-  }
-  const text = JSON.stringify(value);
-  if (text === undefined) throw new TypeError("cannot cache a value that JSON cannot represent");
-  return text;
-}
-
-/** The encoded payload size of `value` (for error messages; slow path). */
-export function encodedSize(value: unknown): number {
-  if (typeof value === "string") return encoder.encode(value).byteLength;
-  if (typeof value === "bigint") return value.toString().length;
-  if (value instanceof Uint8Array) return value.byteLength;
-  if (typeof value === "number") return 8;
-  if (typeof value === "object" && value !== null) {
-    return encoder.encode(jsonText(value)).byteLength;
-  }
-  return 0;
 }
 
 /** Encodes a key (tag byte + bytes) into `buf`; -1 if over `limit` payload bytes. */
@@ -226,6 +269,11 @@ export function encodeKey(key: string | Uint8Array, buf: Uint8Array, limit: numb
       if (i === n) return n + 1;
     }
     if (n > limit) return -1;
+    if (!isWellFormed(key)) {
+      buf[0] = KEY_TAG_WTF8;
+      const written = encodeWtf8Into(key, buf, 1, limit);
+      return written < 0 ? -1 : written + 1;
+    }
     const { read, written } = encoder.encodeInto(key, buf.subarray(1, limit + 1));
     return read === n ? written + 1 : -1;
   }
@@ -238,14 +286,26 @@ export function encodeKey(key: string | Uint8Array, buf: Uint8Array, limit: numb
   throw keyTypeError(key);
 }
 
+/** The encoded size of a key without its tag byte (for error messages). */
+export function keySize(key: string | Uint8Array): number {
+  return typeof key === "string" ? wtf8Length(key) : key.byteLength;
+}
+
 /**
  * Decodes a key that {@linkcode encodeKey} wrote, `buf[0..length)` (tag
  * included); undefined for a tag it never writes.
  */
 export function decodeKey(buf: Uint8Array, length: number): string | Uint8Array | undefined {
-  if (buf[0] === KEY_TAG_STRING) return keyDecoder.decode(buf.subarray(1, length));
-  if (buf[0] === KEY_TAG_BYTES) return buf.slice(1, length);
-  return undefined;
+  switch (buf[0]) {
+    case KEY_TAG_STRING:
+      return keyDecoder.decode(buf.subarray(1, length));
+    case KEY_TAG_WTF8:
+      return decodeWtf8(buf, 1, length);
+    case KEY_TAG_BYTES:
+      return buf.slice(1, length);
+    default:
+      return undefined;
+  }
 }
 
 /** Throws the `TypeError` for a key that is neither a string nor a Uint8Array. */

@@ -10,7 +10,7 @@ export const symbols = {
   // u32 shmc_abi_version(void)
   shmc_abi_version: { parameters: [], result: "u32" },
   // void* shmc_open(const u8* dir, u32 dir_len, const u8* name, u32 name_len,
-  //                 f64 config[5] /* in: -1 = not given; out: the region's geometry */,
+  //                 f64 config[6] /* capacity, key, value, ttl, lock timeout, codec; in: -1 = not given; out: the region's */,
   //                 u8* err, u32 err_cap, i32 status_out[2])
   shmc_open: {
     parameters: ["buffer", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer"],
@@ -111,7 +111,7 @@ export const symbols = {
 } as const;
 
 /** The ABI version this binding expects (zig/src/exports.zig abi_version). */
-export const ABI_VERSION = 8;
+export const ABI_VERSION = 9;
 
 /** The f64 vector of `shmc_stats`, in order (zig/src/exports.zig stats_fill). */
 export const STATS = [

@@ -15,7 +15,7 @@ const sys = @import("sys.zig");
 const counters = @import("counters.zig");
 
 /// Bumped with any change of a signature below.
-pub const abi_version: u32 = 8;
+pub const abi_version: u32 = 9;
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;
@@ -49,10 +49,11 @@ fn fail_out(m: *const files.Message, status_out: [*]i32) void {
 }
 
 /// config: [capacity, key_bytes_max, value_bytes_max, ttl_ms,
-/// lock_timeout_ms], in and out. In: -1 for a field not given (the first
-/// four; an existing region's value is used, and a missing region is not
-/// created unless the first three are given). Out, on success: the
-/// region's capacity, key_bytes_max, value_bytes_max and ttl_ms.
+/// lock_timeout_ms, codec], in and out. In: -1 for a field not given (any
+/// but lock_timeout_ms; an existing region's value is used, and a missing
+/// region is not created unless the first three are given). Out, on
+/// success: the region's capacity, key_bytes_max, value_bytes_max, ttl_ms
+/// and codec.
 /// On failure returns null and writes the status to status_out[0] and a
 /// message (not NUL-terminated; its length to status_out[1]) into err.
 export fn shmc_open(
@@ -67,9 +68,9 @@ export fn shmc_open(
 ) ?*anyopaque {
     var m: files.Message = .{ .buf = err[0..err_cap] };
     var options: files.Options = undefined;
-    inline for (.{ "capacity", "key_bytes_max", "value_bytes_max", "ttl_ms", "lock_timeout_ms" }, 0..) |field, i| {
+    inline for (.{ "capacity", "key_bytes_max", "value_bytes_max", "ttl_ms", "lock_timeout_ms", "codec" }, 0..) |field, i| {
         const v = config[i];
-        const optional = i < 4;
+        const optional = i != 4;
         if (optional and v == -1) {
             @field(options, field) = null;
         } else if (!(v >= 0 and v <= 1e15) or @floor(v) != v) {
@@ -94,6 +95,7 @@ export fn shmc_open(
     config[2] = @floatFromInt(h.geo.value_bytes_max);
     // A TTL beyond 2^53 ms (a file's garbage) rounds; it only ever delays.
     config[3] = @floatFromInt(h.geo.ttl_ms);
+    config[5] = @floatFromInt(h.geo.codec);
     status_out[0] = 0;
     status_out[1] = 0;
     return h;

@@ -68,6 +68,8 @@ pub const Options = struct {
     /// null when creating = no expiry.
     ttl_ms: ?u64,
     lock_timeout_ms: u64,
+    /// An index of region.codec_names; null when creating = json.
+    codec: ?u64,
 };
 
 /// Letters, digits, '-', '_' and '.', not starting with '.', at most 128
@@ -195,7 +197,7 @@ fn requested_geometry(options: Options, m: *Message) error{Fail}!?region.Geometr
     const capacity = options.capacity orelse return null;
     const key_max = options.key_bytes_max orelse return null;
     const value_max = options.value_bytes_max orelse return null;
-    return region.geometry(capacity, key_max, value_max, options.ttl_ms orelse 0) catch |e| {
+    var geo = region.geometry(capacity, key_max, value_max, options.ttl_ms orelse 0) catch |e| {
         return switch (e) {
             error.Capacity => m.fail(.invalid_argument, "capacity must be 1..{d}, got {d}", .{ region.capacity_max, capacity }),
             error.KeyBytes => m.fail(.invalid_argument, "maxKeyBytes must be 1..{d}, got {d}", .{ region.key_bytes_max - 1, key_max -| 1 }),
@@ -203,6 +205,8 @@ fn requested_geometry(options: Options, m: *Message) error{Fail}!?region.Geometr
             error.TooLarge => m.fail(.invalid_argument, "the region would exceed {d} bytes (capacity {d} x slot of {d}+{d} bytes)", .{ region.region_bytes_max, capacity, key_max, value_max }),
         };
     };
+    geo.codec = @intCast(options.codec orelse 0);
+    return geo;
 }
 
 /// Opens the cache `name`: attaches to an existing region, or creates one
@@ -211,6 +215,9 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     if (!name_valid(name)) {
         return m.fail(.invalid_argument, "cache name must be 1-{d} bytes of letters, digits, '-', '_' or '.', not starting with '.'", .{name_bytes_max});
     }
+    if (options.codec) |codec| if (codec >= region.codec_names.len) {
+        return m.fail(.invalid_argument, "codec must be 0..{d}, got {d}", .{ region.codec_names.len - 1, codec });
+    };
     const wanted = try requested_geometry(options, m);
     var path_buf: [path_bytes_max]u8 = undefined;
     const path = try dir_path(dir, &path_buf, m);
@@ -371,7 +378,7 @@ fn header_geometry(header: *const region.Header, file_bytes: u64, name: []const 
     if (h.format != region.format) {
         return m.fail(.mismatch, "cache {s} has format {d}, this library reads format {d}", .{ name, h.format, region.format });
     }
-    const geo = region.geometry(h.capacity, h.key_bytes_max, h.value_bytes_max, h.ttl_ms) catch {
+    var geo = region.geometry(h.capacity, h.key_bytes_max, h.value_bytes_max, h.ttl_ms) catch {
         return m.fail(.corrupt, "cache {s}: header geometry is out of range (capacity {d}, key bytes {d}, value bytes {d}); remove it with SharedCache.destroy to start over", .{ name, h.capacity, h.key_bytes_max, h.value_bytes_max });
     };
     if (h.table_capacity != geo.table_capacity or h.slot_bytes != geo.slot_bytes or
@@ -383,6 +390,10 @@ fn header_geometry(header: *const region.Header, file_bytes: u64, name: []const 
         return m.fail(.corrupt, "cache {s}: file is {d} bytes, its header says {d}; remove it with SharedCache.destroy to start over", .{ name, file_bytes, geo.region_bytes });
     }
     assert(geo.region_bytes == file_bytes);
+    if (h.codec >= region.codec_names.len) {
+        return m.fail(.corrupt, "cache {s}: header names codec {d}, which this library does not know; remove it with SharedCache.destroy to start over", .{ name, h.codec });
+    }
+    geo.codec = h.codec;
     return geo;
 }
 
@@ -400,6 +411,13 @@ fn check_requested(geo: region.Geometry, options: Options, name: []const u8, m: 
         if (f[1] != given) {
             return m.fail(.mismatch, "cache {s} exists with {s} {d}, but {d} was requested", .{ name, f[0], f[1], given });
         }
+    }
+    // Both were checked against codec_names (open, header_geometry).
+    const codec = options.codec orelse return;
+    assert(geo.codec < region.codec_names.len);
+    assert(codec < region.codec_names.len);
+    if (geo.codec != codec) {
+        return m.fail(.mismatch, "cache {s} exists with codec \"{s}\", but \"{s}\" was requested", .{ name, region.codec_names[geo.codec], region.codec_names[codec] });
     }
 }
 

@@ -31,8 +31,10 @@ const assert = std.debug.assert;
 
 pub const magic: u64 = 0x4548_4341_434D_4853; // "SHMCACHE", little endian
 /// Changes whenever the layout, the locking protocol or the slot checksum
-/// changes (4: the checksum is XxHash64; 5: per-handle counter lines).
-pub const format: u32 = 5;
+/// changes (4: the checksum is XxHash64; 5: per-handle counter lines;
+/// 6: the header records the value codec, and values may use the tags of
+/// lib/codec.ts that format 5 did not know).
+pub const format: u32 = 6;
 /// Written last by a creator; a region without it was never finished.
 pub const initialized_done: u32 = 0x494E_4954; // "INIT"
 
@@ -45,6 +47,8 @@ pub const counter_lines: u32 = 4096;
 pub const counters_bytes: u64 = @as(u64, counter_lines) * line_bytes;
 
 pub const capacity_max: u32 = 1 << 26;
+/// lib/codec.ts `CODEC_NAMES`, by number.
+pub const codec_names = [_][]const u8{ "json", "structured" };
 pub const key_bytes_max: u32 = 1 << 16;
 pub const value_bytes_max: u32 = 1 << 27;
 pub const region_bytes_max: u64 = 1 << 40;
@@ -59,7 +63,9 @@ pub const Header = extern struct {
     key_bytes_max: u32,
     value_bytes_max: u32,
     slot_bytes: u32,
-    reserved_config: u32,
+    /// How lib/codec.ts encodes values (an index of codec_names): processes
+    /// that disagreed would misread each other's values, so open compares it.
+    codec: u32,
     ttl_ms: u64,
     region_bytes: u64,
     /// Identifies the boot that wrote the TTLs (CLOCK_MONOTONIC restarts at
@@ -175,6 +181,9 @@ pub const Geometry = struct {
     value_bytes_max: u32,
     slot_bytes: u32,
     ttl_ms: u64,
+    /// Not a size, but part of what every opener must agree on: an index
+    /// of codec_names, set after `geometry` (which leaves it json).
+    codec: u32 = 0,
     counters_offset: u64,
     table_offset: u64,
     slots_offset: u64,
@@ -229,6 +238,8 @@ pub fn init_header(memory: []u8, geo: Geometry, boot_id: u64) void {
     header.value_bytes_max = geo.value_bytes_max;
     header.slot_bytes = geo.slot_bytes;
     header.ttl_ms = geo.ttl_ms;
+    assert(geo.codec < codec_names.len);
+    header.codec = geo.codec;
     header.region_bytes = geo.region_bytes;
     header.boot_id = boot_id;
     header.free_head = nil;
