@@ -18,7 +18,7 @@
 #include <time.h>
 
 void *shmc_open(const uint8_t *dir, uint32_t dir_len, const uint8_t *name, uint32_t name_len,
-                double config[5] /* in and out */, uint8_t *err, uint32_t err_cap, int32_t status_out[2]);
+                double config[6] /* in and out */, uint8_t *err, uint32_t err_cap, int32_t status_out[2]);
 void shmc_close(void *h);
 int32_t shmc_lookup(void *h, const uint8_t *key, uint32_t key_len, uint8_t *out, uint32_t out_cap);
 int32_t shmc_insert(void *h, const uint8_t *key, uint32_t key_len, const uint8_t *value, uint32_t value_len,
@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *dir = argv[2];
-  double config[5] = {40000, KEY_MAX, VALUE_MAX, 0, 500};
+  double config[6] = {40000, KEY_MAX, VALUE_MAX, 0, 500, -1};
   uint8_t err[512];
   int32_t status[2];
   void *h = shmc_open((const uint8_t *)dir, (uint32_t)strlen(dir), (const uint8_t *)"native", 6, config, err, 512, status);

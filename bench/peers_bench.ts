@@ -407,6 +407,7 @@ function hitPathSteps(dir: string): { steps: Step[]; memo: MemoRate; close: () =
     SHM_GEOMETRY.maxValueBytes + 1,
     0,
     500,
+    -1, // codec: not given (the cache's, json when created)
   ]);
   const status = new Int32Array(2);
   const err = new Uint8Array(512);

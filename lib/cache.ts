@@ -16,9 +16,13 @@ import {
   decodeKey,
   encodeKey,
   keySize,
+  TAG_JSON,
   TAG_NUMBER,
   TAG_STRING,
+  TAG_STRUCTURED,
+  TAG_WTF8,
 } from "./codec.ts";
+import { freezeIfPlain, freezeJson } from "./_freeze.ts";
 import { CacheError, errorForStatus, Status } from "./errors.ts";
 import { CacheLock, type LockedOps } from "./guard.ts";
 import { loadNative } from "./ffi/load.ts";
@@ -86,6 +90,19 @@ export interface SharedCacheOptions {
    *   stored as JSON, at the same speed.
    */
   codec?: CodecName;
+  /**
+   * Returns objects and arrays deeply frozen (`Object.freeze` all the way
+   * down), so that the decode memo may hand the same object to every hit
+   * on an unchanged entry, as it does strings: a repeated hit then skips
+   * the copy and the parse (see `decodeCacheBytes`; objects of at most
+   * 16 KiB encoded are kept). A value holding a `Map`, `Set`, `Date`,
+   * `RegExp` or typed array (`codec: "structured"`) cannot be frozen for
+   * good: it is returned unfrozen and decoded afresh on each hit.
+   * `Uint8Array` values are always fresh copies. Local to this handle;
+   * processes need not agree. Default false: every hit returns a new
+   * object that the caller may change.
+   */
+  immutable?: boolean;
 }
 
 /** Options of {@linkcode SharedCache.set}. */
@@ -156,6 +173,7 @@ const OPEN_OPTIONS: readonly (keyof SharedCacheOptions)[] = [
   "lockTimeoutMs",
   "decodeCacheBytes",
   "codec",
+  "immutable",
 ];
 const SET_OPTIONS: readonly (keyof SetOptions)[] = ["ttlMs"];
 /** `shmc_insert` modes (zig/src/store.zig `Mode`). */
@@ -180,6 +198,8 @@ const MEMO_STRIDE = 6;
 const META_LEN = 8;
 /** The largest encoded string (tag byte included) the decode memo keeps. */
 const MEMO_VALUE_BYTES_MAX = 513;
+/** The largest encoded object (tag byte included) the memo keeps with `immutable: true`. */
+const MEMO_OBJECT_BYTES_MAX = 16_385;
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
@@ -338,7 +358,8 @@ export class SharedCache implements Disposable {
   // within #memoBudget. Mask -1 = disabled.
   readonly #memoMask: number;
   readonly #memoTags: Uint32Array;
-  #memoVal: (string | undefined)[];
+  #memoVal: unknown[];
+  readonly #immutable: boolean;
   #memoBytes = 0;
   #memoSweep = 0;
   readonly #memoBudget: number;
@@ -364,6 +385,7 @@ export class SharedCache implements Disposable {
       maxValueBytes: number;
       decodeCacheBytes: number;
       codec: CodecName;
+      immutable: boolean;
     },
   ) {
     this.#native = native;
@@ -391,6 +413,7 @@ export class SharedCache implements Disposable {
     // holding 0 bytes.
     for (let i = 0; i < size; i++) this.#memoTags[i * MEMO_STRIDE] = 0xffff_ffff;
     this.#memoVal = new Array(size);
+    this.#immutable = options.immutable;
     const rc = native.shmc_bind(
       handle,
       this.#key,
@@ -457,6 +480,9 @@ export class SharedCache implements Disposable {
     if (codec !== undefined && codec !== "json" && codec !== "structured") {
       throw new TypeError(`codec must be "json" or "structured", got ${describe(codec)}`);
     }
+    if (options.immutable !== undefined && typeof options.immutable !== "boolean") {
+      throw new TypeError(`immutable must be a boolean, got ${describe(options.immutable)}`);
+    }
     const native = loadNative();
     const dirBytes = textEncoder.encode(dir);
     const nameBytes = textEncoder.encode(name);
@@ -497,6 +523,7 @@ export class SharedCache implements Disposable {
         maxValueBytes: config[2] - 1,
         decodeCacheBytes,
         codec: CODEC_NAMES[config[5]],
+        immutable: options.immutable === true,
       };
       return new SharedCache(native, handle, name, `${id[0]}:${id[1]}`, geometry);
     } catch (e) {
@@ -579,21 +606,40 @@ export class SharedCache implements Disposable {
     return this.#fail(rc, "get");
   }
 
-  /** Decodes the value just copied (`length` bytes); a short string also enters the memo. */
+  /**
+   * Decodes the value just copied (`length` bytes); a short string, and
+   * with `immutable` an object (frozen), also enters the memo.
+   */
   #decodeRead(length: number): unknown {
-    // A string larger than the whole budget is not kept (the sweep below
-    // could never make room for it).
-    if (length > MEMO_VALUE_BYTES_MAX || length > this.#memoBudget) {
-      return this.#codec.decode(length);
+    const tag = this.#val[0];
+    if (tag === TAG_STRING || tag === TAG_WTF8) {
+      if (length > MEMO_VALUE_BYTES_MAX) return this.#codec.decode(length);
+      return this.#remember(this.#codec.decode(length), length);
     }
+    if (!this.#immutable) return this.#codec.decode(length);
+    if (tag === TAG_JSON) {
+      const value = freezeJson(this.#codec.decode(length));
+      return length > MEMO_OBJECT_BYTES_MAX ? value : this.#remember(value, length);
+    }
+    if (tag === TAG_STRUCTURED) {
+      const value = this.#codec.decode(length);
+      if (!freezeIfPlain(value) || length > MEMO_OBJECT_BYTES_MAX) return value;
+      return this.#remember(value, length);
+    }
+    return this.#codec.decode(length);
+  }
+
+  /** Keeps `value`, decoded from the `length` bytes just read, in the memo; returns it. */
+  #remember(value: unknown, length: number): unknown {
+    // A value larger than the whole budget is not kept (the sweep below
+    // could never make room for it).
+    if (this.#memoMask < 0 || length > this.#memoBudget) return value;
     const meta = this.#meta;
-    if (this.#memoMask < 0 || this.#val[0] !== TAG_STRING) return this.#codec.decode(length);
-    const value = this.#codec.decode(length) as string;
     const slot = meta[0];
     const i = slot & this.#memoMask;
     const tags = this.#memoTags;
     const t = i * MEMO_STRIDE;
-    // The new string always takes entry i (the latest read is the likelier
+    // The new value always takes entry i (the latest read is the likelier
     // to be read again); entries swept round-robin make room past the
     // budget. Termination: entry i alone holds length <= budget, so while
     // the total is over budget another entry holds bytes, and one pass of

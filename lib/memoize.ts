@@ -104,6 +104,17 @@ export interface MemoizeSharedOptions {
   maxValueBytes?: number;
   /** How long to wait for the cache's writer lock, in milliseconds (default: SharedCache's). */
   lockTimeoutMs?: number;
+  /**
+   * How results are encoded (see `SharedCacheOptions.codec`): `"structured"`
+   * stores results holding `Date`, `Map`, `Set`, `bigint`, ... that the
+   * default `"json"` refuses (such a result is returned, not cached).
+   */
+  codec?: "json" | "structured";
+  /**
+   * Hits return deeply frozen results, the same object for repeated hits on
+   * an unchanged entry (see `SharedCacheOptions.immutable`). Default false.
+   */
+  immutable?: boolean;
 }
 
 /**
@@ -652,6 +663,8 @@ const SHARED_OPTIONS: readonly (keyof MemoizeSharedOptions)[] = [
   "maxKeyBytes",
   "maxValueBytes",
   "lockTimeoutMs",
+  "codec",
+  "immutable",
 ];
 
 function checkOptions(options: MemoizeOptionsOf<unknown, unknown[]>, who: string): void {

@@ -356,3 +356,77 @@ function runChild(runtime: "deno" | "bun", args: string[]): Promise<string> {
     });
   });
 }
+
+test(
+  "immutable: true returns deeply frozen objects, shared by repeated hits on an unchanged entry",
+  withCache({ immutable: true }, (cache, dir, name) => {
+    cache.set("k", { a: [1, { b: 2 }], s: "x" });
+    const first = cache.get("k") as { a: [number, { b: number }] };
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.a) && Object.isFrozen(first.a[1]));
+    assert.throws(() => {
+      "use strict";
+      (first.a[1] as { b: number }).b = 3;
+    }, TypeError);
+    const memoHits = cache.stats().memoHits;
+    assert.equal(cache.get("k"), first, "a repeated hit returns the same object");
+    assert.equal(cache.stats().memoHits, memoHits + 1);
+    // Any write, by any handle, is seen at once.
+    using other = SharedCache.open(name, { ...OPTIONS, dir });
+    other.set("k", { a: [], s: "y" });
+    assert.deepEqual(cache.get("k"), { a: [], s: "y" });
+    assert.notEqual(cache.get("k"), first);
+    // Without immutable, every hit is a fresh, mutable object.
+    other.set("k", { a: [1] });
+    const mine = other.get("k") as { a: number[] };
+    assert.ok(!Object.isFrozen(mine));
+    assert.notEqual(other.get("k"), mine);
+    // Bytes stay fresh copies.
+    cache.set("b", new Uint8Array([1]));
+    assert.notEqual(cache.get("b"), cache.get("b"));
+    throwsType(
+      () => SharedCache.open(name, { ...OPTIONS, dir, immutable: "yes" as unknown as boolean }),
+      'immutable must be a boolean, got "yes"',
+    );
+  }),
+);
+
+test(
+  "immutable with the structured codec: plain values frozen and shared, Map/Date values fresh",
+  withCache({ immutable: true, codec: "structured" }, (cache) => {
+    const cycle: Record<string, unknown> = { n: NaN };
+    cycle.self = cycle;
+    cache.set("k", cycle);
+    const got = cache.get("k") as Record<string, unknown>;
+    assert.ok(Object.isFrozen(got) && got.self === got && Number.isNaN(got.n));
+    assert.equal(cache.get("k"), got);
+    cache.set("m", { m: new Map([[1, 2]]), d: new Date(0) });
+    const m1 = cache.get("m") as { m: Map<number, number> };
+    assert.ok(!Object.isFrozen(m1));
+    assert.notEqual(cache.get("m"), m1);
+    m1.m.set(3, 4);
+    assert.deepEqual([...(cache.get("m") as { m: Map<number, number> }).m], [[1, 2]]);
+  }),
+);
+
+test('memoize with shared: { codec: "structured" } caches a Date result exactly', async () => {
+  const dir = mkdtempSync(join(tmpdir(), "shmc-codec-"));
+  try {
+    let calls = 0;
+    const f = memoize((n: number) => {
+      calls++;
+      return { at: new Date(n), tags: new Set([n]) };
+    }, {
+      cache: "shared",
+      name: `codec-memo-structured-${process.pid}`,
+      shared: { dir, codec: "structured", immutable: true },
+    });
+    const first = f(5);
+    const second = f(5);
+    assert.equal(calls, 1);
+    assert.ok(exactEqual(second, { at: new Date(5), tags: new Set([5]) }));
+    assert.ok(exactEqual(first, second));
+    f.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
