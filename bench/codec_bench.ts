@@ -7,9 +7,12 @@
  * ```
  *
  * 1. A repeated hit on 1,000 small objects (6 fields, about 110 bytes of
- *    JSON), round-robin: the in-process `Map.get` (the floor), lru-cache,
- *    lmdb-js (`get`, msgpack values), and SharedCache with each codec, with
- *    and without `immutable: true`.
+ *    JSON), round-robin, the key built per call (`"user:" + id`, as
+ *    bench/peers_bench.ts does): the in-process `Map.get` (the floor),
+ *    lru-cache, lmdb-js (`get`, msgpack values), and SharedCache with each
+ *    codec, with and without `immutable: true`. Measured in interleaved
+ *    rounds; each contender's time over the Map's in the same round, the
+ *    median (and range) over rounds printed at the end.
  * 2. What the exactness check costs a set: encoding the same objects with
  *    the strict JSON codec against bare `JSON.stringify`, and with the
  *    structured codec (plain data, and data with a Date and a Map).
@@ -19,7 +22,7 @@
  * @module
  */
 
-import { bench, do_not_optimize, run, summary } from "mitata";
+import { bench, do_not_optimize, measure, run, summary } from "mitata";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,23 +66,50 @@ for (let i = 0; i < N; i++) {
 }
 
 let at = 0;
-function next(): string {
-  at = at + 1 === N ? 0 : at + 1;
-  return keys[at];
+function nextId(): number {
+  return at = at + 1 === N ? 0 : at + 1;
 }
 
-summary(() => {
-  bench("object hit: Map.get (floor)", () => do_not_optimize(map.get(next())));
-  bench("object hit: lru-cache", () => do_not_optimize(lru.get(next())));
-  bench("object hit: lmdb-js get", () => do_not_optimize(lmdb.get(next())));
-  bench("object hit: shm json", () => do_not_optimize(shared.json.get(next())));
-  bench("object hit: shm json immutable", () => do_not_optimize(shared.jsonImmutable.get(next())));
-  bench("object hit: shm structured", () => do_not_optimize(shared.structured.get(next())));
-  bench(
-    "object hit: shm structured immutable",
-    () => do_not_optimize(shared.structuredImmutable.get(next())),
+const hits: [string, () => unknown][] = [
+  ["Map.get (floor)", () => map.get("user:" + nextId())],
+  ["lru-cache", () => lru.get("user:" + nextId())],
+  ["lmdb-js get", () => lmdb.get("user:" + nextId())],
+  ["shm json", () => shared.json.get("user:" + nextId())],
+  ["shm json immutable", () => shared.jsonImmutable.get("user:" + nextId())],
+  ["shm structured", () => shared.structured.get("user:" + nextId())],
+  ["shm structured immutable", () => shared.structuredImmutable.get("user:" + nextId())],
+];
+const ROUNDS = 5;
+const times = new Map<string, number[]>(hits.map(([name]) => [name, []]));
+const ratios = new Map<string, number[]>(hits.map(([name]) => [name, []]));
+for (let round = 0; round <= ROUNDS; round++) {
+  const mapNs = new Map<string, number>();
+  for (const [name, fn] of hits) {
+    const stats = await measure(() => do_not_optimize(fn()), { min_cpu_time: 100e6 });
+    mapNs.set(name, stats.avg);
+  }
+  if (round === 0) continue; // warm-up
+  const floor = mapNs.get("Map.get (floor)")!;
+  for (const [name] of hits) {
+    times.get(name)!.push(mapNs.get(name)!);
+    ratios.get(name)!.push(mapNs.get(name)! / floor);
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const g = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };
+const runtime = g.Bun ? `Bun ${g.Bun.version}` : `Deno ${g.Deno?.version.deno}`;
+console.log(`\nobject hit, key built per call (${runtime}; ${ROUNDS} rounds, median (min-max)):`);
+console.log("| contender | time | time / Map.get |\n| --- | ---: | ---: |");
+for (const [name] of hits) {
+  const r = ratios.get(name)!;
+  const t = times.get(name)!;
+  console.log(
+    `| ${name} | ${median(t).toFixed(0)} ns | ${median(r).toFixed(2)}x (${
+      Math.min(...r).toFixed(2)
+    }x-${Math.max(...r).toFixed(2)}x) |`,
   );
-});
+}
+console.log();
 
 const jsonCodec = new Codec(1024, "json");
 const structuredCodec = new Codec(1024, "structured");
