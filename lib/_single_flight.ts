@@ -434,8 +434,11 @@ export function newFlightCounts(): FlightCounts {
 export interface FlightCall {
   /** The caller's name, in messages (`memoize`, `getOrSet`). */
   readonly who: string;
-  /** Whether a hit or a join returns a promise (the function is asynchronous). */
-  readonly async: boolean;
+  /**
+   * Whether a hit or a join returns a promise (the function is
+   * asynchronous). Learned: set when the function returns a promise.
+   */
+  async: boolean;
   /** The options of each store, or undefined for the cache's defaults. */
   readonly setOptions: { ttlMs: number } | undefined;
   /** The bound of every wait for a computation, in this process or another. */
@@ -717,7 +720,9 @@ export class FlightGroup {
     }
     if (isPromiseLike(result)) {
       // A function not declared async returned a promise: from here on it
-      // is an asynchronous computation that others may join.
+      // is an asynchronous computation that others may join, and the
+      // caller's hits are promises too.
+      call.async = true;
       return running.promise = this.#settle(running, result, key, call, generation, claimed);
     }
     try {
@@ -853,6 +858,7 @@ export class FlightGroup {
       throw error;
     }
     if (!isPromiseLike(result)) return result;
+    call.async = true;
     return Promise.resolve(result).catch((error) => {
       call.counts.errors++;
       throw error;

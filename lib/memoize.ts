@@ -41,7 +41,6 @@ import {
   type FlightCounts,
   FlightGroup,
   isAsyncFunction,
-  isPromiseLike,
   newFlightCounts,
   supportsSingleFlight,
 } from "./_single_flight.ts";
@@ -469,9 +468,8 @@ class Memoizer {
   #create: (() => MemoizeCache) | null = null;
   #crossProcess: boolean;
   #counts: FlightCounts = newFlightCounts();
-  /** How calls run: `#syncCall` until the function is known to return promises. */
-  #call: FlightCall;
-  #asyncCall: FlightCall;
+  /** How calls run; its `async` is learned from the first promise the function returns. */
+  readonly #call: FlightCall;
 
   constructor(
     fn: AnyFunction,
@@ -500,27 +498,21 @@ class Memoizer {
       setOptions = ttlMs === undefined ? undefined : { ttlMs };
       this.#crossProcess = supportsSingleFlight(cache);
     }
-    const syncCall: FlightCall = {
+    this.#call = {
       who,
-      async: false,
+      async: options.async === true || isAsyncFunction(fn),
       setOptions,
       waitTimeoutMs: options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS,
       crossProcess: options.singleFlight ?? true,
       counts: this.#counts,
     };
-    this.#asyncCall = { ...syncCall, async: true };
-    this.#call = options.async === true || isAsyncFunction(fn) ? this.#asyncCall : syncCall;
   }
 
   /** Handles one call; `prefix` is the `this` part of a method's key. */
   call(thisArg: unknown, args: unknown[], prefix: string): unknown {
     let key = this.#key === undefined ? deriveKey(args) : this.#customKey(thisArg, args);
     if (prefix !== "") key = prefix + key;
-    const group = this.#group ?? this.#open();
-    const result = group.run(key, this.#fn, thisArg, args, this.#call);
-    // A function not declared async is learned from its first promise.
-    if (this.#call !== this.#asyncCall && isPromiseLike(result)) this.#call = this.#asyncCall;
-    return result;
+    return (this.#group ?? this.#open()).run(key, this.#fn, thisArg, args, this.#call);
   }
 
   /** The `this` part of a method's key (see {@linkcode memoized}). */
