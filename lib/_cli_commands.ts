@@ -58,11 +58,17 @@ const ls: Command = {
     options: { dir: DIR, json: JSON_OPT },
     details:
       "Reads each cache without opening a handle on it (it is not counted among the handles).\n" +
-      "LOCK is the PID recorded by the writer lock's owner, '(dead)' when that process is gone.",
+      "LOCK is the PID recorded by the writer lock's owner, '(dead)' when that process is gone.\n" +
+      "Exit code 1 when --dir names a directory that does not exist (a missing default one lists none).",
   },
   run(parsed, io) {
     const options = dirOf(parsed);
     const path = cacheDirectory(options);
+    // A missing default directory only means no cache was made yet; a
+    // missing --dir is most likely a typo, which "no caches" would hide.
+    if (path === undefined && options.dir !== undefined) {
+      throw new CacheError("NotFound", `directory ${options.dir} does not exist`);
+    }
     const rows = (path === undefined ? [] : listCaches(options)).map((name) => {
       try {
         return { name, info: inspectCache(name, options) };
@@ -76,7 +82,7 @@ const ls: Command = {
       return 0;
     }
     if (rows.length === 0) {
-      io.err(`no caches in ${path ?? options.dir ?? "the default directory"}`);
+      io.err(`no caches in ${path ?? "the default directory"}`);
       return 0;
     }
     const header = [
@@ -92,7 +98,7 @@ const ls: Command = {
     ];
     io.out(table(
       header,
-      rows.map(({ name, info, error }) =>
+      rows.map(({ name, info }) =>
         info
           ? [
             name,
@@ -135,7 +141,10 @@ const stats: Command = {
     if (parsed.values.json && parsed.values.prometheus) {
       throw new UsageError("--json and --prometheus exclude each other");
     }
-    const infos = parsed.args.map((name) => inspectCache(name, dirOf(parsed)));
+    // Each cache once: a repeated name would repeat its Prometheus series,
+    // which a scraper rejects as duplicate samples.
+    const names = [...new Set(parsed.args)];
+    const infos = names.map((name) => inspectCache(name, dirOf(parsed)));
     if (parsed.values.prometheus) {
       io.out(prometheus(infos).trimEnd());
       return 0;

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CacheError, inspectCache, SharedCache } from "../mod.ts";
 import { main } from "../lib/cli.ts";
@@ -437,4 +437,74 @@ test("main(): every kind of bad usage is exit 2 with the reason on stderr, nothi
   const out: string[] = [];
   assert.equal(main(["help", "stats"], { out: (t) => out.push(t), err: () => {} }), 0);
   assert.match(out.join("\n"), /^usage: shm-cache stats NAME\.\.\. \[options\]/);
+});
+
+/** main() in process, its output collected. */
+function run(args: string[]): { code: number; out: string; err: string } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = main(args, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+test("a FIFO or a directory named like a cache is refused at once as not a regular file", async () => {
+  const scope = new Scope();
+  try {
+    const dir = scope.dir;
+    const made = spawnSync("mkfifo", ["-m", "600", join(dir, "fifo.shmc")], { encoding: "utf8" });
+    assert.equal(made.status, 0, made.stderr);
+    mkdirSync(join(dir, "folder.shmc"), { mode: 0o700 });
+    const notRegular = (name: string) => (e: unknown) =>
+      isCacheError("Corrupt")(e) &&
+      new RegExp(`${name}\\.shmc is not a regular file`).test((e as Error).message);
+    // First as a bounded child: a read-only open of a FIFO waits for a
+    // writer, so an inspector that blocked on it would hang this process.
+    for (const command of ["stats", "destroy"]) {
+      const r = spawnSync(
+        join(root, "node_modules/.bin/bun"),
+        [CLI, command, "fifo", "--dir", dir],
+        {
+          encoding: "utf8",
+          timeout: 20_000,
+        },
+      );
+      assert.equal(r.status, 1, `${command}: exit ${r.status} (${r.signal}): ${r.stderr}`);
+      assert.match(r.stderr, /Corrupt: .*fifo\.shmc is not a regular file/, command);
+    }
+    for (const name of ["fifo", "folder"]) {
+      assert.throws(() => inspectCache(name, { dir }), notRegular(name), name);
+    }
+    // Attach, create and destroy refuse the FIFO too, and leave it there.
+    assert.throws(() => SharedCache.open("fifo", { dir }), notRegular("fifo"));
+    assert.throws(() => SharedCache.open("fifo", { ...OPTIONS, dir }), notRegular("fifo"));
+    assert.throws(() => SharedCache.destroy("fifo", { dir }), notRegular("fifo"));
+    assert.ok(existsSync(join(dir, "fifo.shmc")));
+    // ls skips both (not files of caches).
+    assert.deepEqual(JSON.parse(run(["ls", "--dir", dir, "--json"]).out), []);
+  } finally {
+    await scope.cleanup();
+  }
+});
+
+test("stats names each cache once however often it is given; ls --dir of a missing directory fails", async () => {
+  const scope = new Scope();
+  try {
+    const dir = scope.dir;
+    SharedCache.open("twice", { ...OPTIONS, dir }).close();
+    const prom = run(["stats", "twice", "twice", "--dir", dir, "--prometheus"]);
+    assert.equal(prom.code, 0, prom.err);
+    const samples = prom.out.split("\n").filter((l) => !l.startsWith("#"));
+    assert.equal(new Set(samples.map((l) => l.split(" ")[0])).size, samples.length, prom.out);
+    assert.equal(
+      JSON.parse(run(["stats", "twice", "twice", "--dir", dir, "--json"]).out).name,
+      "twice",
+    );
+    // An explicit directory that does not exist is a failure, not "no caches".
+    const missing = run(["ls", "--dir", join(dir, "typo")]);
+    assert.equal(missing.code, 1, missing.err);
+    assert.match(missing.err, /NotFound: directory .*typo does not exist/);
+    assert.equal(run(["ls", "--dir", join(dir, "typo"), "--json"]).code, 1);
+  } finally {
+    await scope.cleanup();
+  }
 });

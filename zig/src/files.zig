@@ -153,6 +153,11 @@ fn open_file(dir_fd: c.fd_t, dir: []const u8, name: []const u8, ext: []const u8,
         return m.fail(.io, "cannot stat {s}/{s}: errno {s}", .{ dir, file, sys.last_name() });
     };
     try check_owner(file, st, m);
+    // A FIFO, a device or a directory under a cache's name: mapping it
+    // fails or blocks, and it is not ours to truncate or unlink.
+    if (!st.is_regular()) {
+        return m.fail(.corrupt, "{s}/{s} is not a regular file (mode {o}): not a shm-cache region; remove it by hand", .{ dir, file, st.mode });
+    }
     return fd;
 }
 
@@ -201,7 +206,7 @@ fn requested_geometry(options: Options, m: *Message) error{Fail}!?region.Geometr
         return switch (e) {
             error.Capacity => m.fail(.invalid_argument, "capacity must be 1..{d}, got {d}", .{ region.capacity_max, capacity }),
             error.KeyBytes => m.fail(.invalid_argument, "maxKeyBytes must be 1..{d}, got {d}", .{ region.key_bytes_max - 1, key_max -| 1 }),
-            error.ValueBytes => m.fail(.invalid_argument, "maxValueBytes must be at most {d}, got {d}", .{ region.value_bytes_max - 1, value_max -| 1 }),
+            error.ValueBytes => m.fail(.invalid_argument, "maxValueBytes must be 0..{d}, got {d}", .{ region.value_bytes_max - 1, @as(i128, value_max) - 1 }),
             error.TooLarge => m.fail(.invalid_argument, "the region would exceed {d} bytes (capacity {d} x slot of {d}+{d} bytes)", .{ region.region_bytes_max, capacity, key_max, value_max }),
         };
     };

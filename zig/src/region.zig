@@ -195,7 +195,9 @@ pub const GeometryError = error{ Capacity, KeyBytes, ValueBytes, TooLarge };
 pub fn geometry(capacity: u64, key_max: u64, value_max: u64, ttl_ms: u64) GeometryError!Geometry {
     if (capacity < 1 or capacity > capacity_max) return error.Capacity;
     if (key_max < 1 or key_max > key_bytes_max) return error.KeyBytes;
-    if (value_max > value_bytes_max) return error.ValueBytes;
+    // At least the codec's tag byte (lib/codec.ts), as a key: a header
+    // (untrusted) with 0 would attach with a limit of -1 bytes.
+    if (value_max < 1 or value_max > value_bytes_max) return error.ValueBytes;
     // Twice the entries, rounded up to a power of two: load factor <= 0.5
     // keeps linear probes short and guarantees a free bucket for every insert.
     const table_capacity = std.math.ceilPowerOfTwo(u64, capacity * 2) catch return error.TooLarge;
@@ -287,6 +289,7 @@ test "geometry rejects bad sizes and overflow" {
     try std.testing.expectError(error.Capacity, geometry(0, 16, 16, 0));
     try std.testing.expectError(error.KeyBytes, geometry(1, 0, 16, 0));
     try std.testing.expectError(error.ValueBytes, geometry(1, 16, value_bytes_max + 1, 0));
+    try std.testing.expectError(error.ValueBytes, geometry(1, 16, 0, 0));
     try std.testing.expectError(error.TooLarge, geometry(capacity_max, key_bytes_max, value_bytes_max, 0));
     const g = try geometry(1000, 16, 100, 0);
     try std.testing.expectEqual(@as(u32, 2048), g.table_capacity);

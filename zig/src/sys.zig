@@ -82,7 +82,18 @@ pub inline fn compiler_barrier() void {
     asm volatile ("" ::: .{ .memory = true });
 }
 
-pub const Stat = struct { mode: u32, uid: u32, size: u64, nlink: u32, dev: u64 = 0, ino: u64 = 0 };
+pub const Stat = struct {
+    mode: u32,
+    uid: u32,
+    size: u64,
+    nlink: u32,
+    dev: u64 = 0,
+    ino: u64 = 0,
+
+    pub fn is_regular(st: Stat) bool {
+        return st.mode & c.S.IFMT == c.S.IFREG;
+    }
+};
 
 pub fn fstat(fd: c.fd_t) Error!Stat {
     if (is_linux) {
@@ -117,6 +128,10 @@ pub const OpenFlags = struct { directory: bool = false, create: bool = false, re
 /// Opens without following a symlink in the last component, close-on-exec.
 pub fn openat(dir_fd: c.fd_t, path: [*:0]const u8, flags: OpenFlags) Error!c.fd_t {
     var o: c.O = .{ .NOFOLLOW = true, .CLOEXEC = true };
+    // Non-blocking: a FIFO under a cache's name would otherwise block a
+    // read-only open until some writer opened it (forever). Regular files
+    // and directories ignore the flag; callers refuse anything not regular.
+    o.NONBLOCK = true;
     if (flags.directory) {
         o.DIRECTORY = true;
         o.ACCMODE = .RDONLY;
