@@ -8,6 +8,7 @@
  * @module
  */
 
+import { inspect, isDeepStrictEqual } from "node:util";
 import { SharedCache } from "./cache.ts";
 import { CacheError } from "./errors.ts";
 import { cacheDirectory, type CacheInfo, inspectCache, listCaches } from "./inspect.ts";
@@ -191,12 +192,26 @@ function hexBytes(text: string): Uint8Array {
   return Uint8Array.from(text.match(/../g)!, (h) => parseInt(h, 16));
 }
 
+/** The value's JSON text, or undefined when JSON would change it (a Map, NaN, a bigint...). */
+function exactJson(value: unknown): string | undefined {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return undefined; // a bigint, or a cycle (codec: "structured")
+  }
+  return text !== undefined && isDeepStrictEqual(JSON.parse(text), value) ? text : undefined;
+}
+
 function show(value: unknown): string {
   if (typeof value === "string") return value;
   if (value instanceof Uint8Array) {
     return Array.from(value, (b) => b.toString(16).padStart(2, "0")).join("");
   }
-  return JSON.stringify(value, (_k, v) => typeof v === "bigint" ? String(v) : v) ?? String(value);
+  // JSON where it says the value exactly; else inspect, which a structured
+  // cache's Map, Set, Date or NaN need (JSON would print a Map as {}).
+  return exactJson(value) ??
+    inspect(value, { depth: Infinity, maxArrayLength: Infinity, maxStringLength: Infinity });
 }
 
 const get: Command = {
@@ -207,10 +222,14 @@ const get: Command = {
     options: {
       dir: DIR,
       hex: { type: "boolean", description: "KEY is hex-encoded bytes (a Uint8Array key)" },
-      json: { type: "boolean", description: "print the value as JSON (strings quoted)" },
+      json: {
+        type: "boolean",
+        description: "print the value as JSON (strings quoted); exit 1 if JSON cannot hold it",
+      },
     },
     details:
-      "Strings print as they are, bytes as hex, other values as JSON. Exit code 1 on a miss.\n" +
+      "Strings print as they are, bytes as hex, other values as JSON where JSON holds them exactly,\n" +
+      "else as the runtime inspects them (a Map, a Date, NaN). Exit code 1 on a miss.\n" +
       "The read counts as a hit or miss of a short-lived handle.",
   },
   run(parsed, io) {
@@ -222,7 +241,18 @@ const get: Command = {
       return 1;
     }
     const value = cache.get(key);
-    io.out(parsed.values.json ? JSON.stringify(value) ?? "null" : show(value));
+    if (!parsed.values.json) {
+      io.out(show(value));
+      return 0;
+    }
+    const text = exactJson(value);
+    if (text === undefined) {
+      io.err(
+        `shm-cache: the value under ${JSON.stringify(keyText)} is not JSON data: ${show(value)}`,
+      );
+      return 1;
+    }
+    io.out(text);
     return 0;
   },
 };

@@ -508,3 +508,29 @@ test("stats names each cache once however often it is given; ls --dir of a missi
     await scope.cleanup();
   }
 });
+
+test("get prints what JSON cannot say (a structured cache's Map, NaN, bigint) without losing it", async () => {
+  const scope = new Scope();
+  try {
+    const dir = scope.dir;
+    using cache = SharedCache.open("shapes", { ...OPTIONS, dir, codec: "structured" });
+    cache.set("map", new Map([["a", 1]]));
+    cache.set("nan", NaN);
+    cache.set("big", 12345678901234567890n);
+    cache.set("plain", { a: [1, 2] });
+    const map = run(["get", "shapes", "map", "--dir", dir]);
+    assert.equal(map.code, 0, map.err);
+    assert.match(map.out, /Map\(1\) \{ .a. => 1 \}/);
+    assert.equal(run(["get", "shapes", "nan", "--dir", dir]).out, "NaN");
+    assert.equal(run(["get", "shapes", "big", "--dir", dir]).out, "12345678901234567890n");
+    assert.equal(run(["get", "shapes", "plain", "--dir", dir]).out, '{"a":[1,2]}');
+    // --json refuses a value that JSON would change, instead of printing {}.
+    const json = run(["get", "shapes", "map", "--dir", dir, "--json"]);
+    assert.equal(json.code, 1);
+    assert.equal(json.out, "");
+    assert.match(json.err, /not JSON data/);
+    assert.equal(run(["get", "shapes", "plain", "--dir", dir, "--json"]).out, '{"a":[1,2]}');
+  } finally {
+    await scope.cleanup();
+  }
+});
