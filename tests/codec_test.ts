@@ -430,3 +430,14 @@ test('memoize with shared: { codec: "structured" } caches a Date result exactly'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "keys() and entries() give lone-surrogate keys back exactly",
+  withCache({}, (cache) => {
+    const keys = ["\uD800", "\uFFFD", "a\uDC00", "plain", "é"];
+    keys.forEach((k, i) => cache.set(k, i));
+    assert.deepEqual([...cache.keys()].sort(), [...keys].sort());
+    const entries = new Map([...cache.entries()] as [string, unknown][]);
+    keys.forEach((k, i) => assert.equal(entries.get(k), i));
+  }),
+);
