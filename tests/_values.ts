@@ -187,8 +187,15 @@ export function randomEntries(
   codec: CodecName,
 ): [string | Uint8Array, unknown][] {
   const next = rng(seed);
-  const out: [string | Uint8Array, unknown][] = [];
-  const seen = new Set<string>();
+  // The issue's reproduction first: lone surrogates and U+FFFD, as keys
+  // and as values, must stay apart across runtimes.
+  const out: [string | Uint8Array, unknown][] = [
+    [`${seed}:\uD800`, "\uD800"],
+    [`${seed}:\uDFFF`, "\uDFFF"],
+    [`${seed}:\uFFFD`, "\uFFFD"],
+    [`${seed}:pair`, "\uD83D\uDE00 \uDE00\uD83D"],
+  ];
+  const seen = new Set<string>(out.map(([key]) => "s" + key));
   while (out.length < count) {
     const key: string | Uint8Array = next() < 0.1
       ? new Uint8Array([seed & 0xff, out.length & 0xff, out.length >> 8])
