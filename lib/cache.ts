@@ -7,6 +7,7 @@
 
 import { describe } from "./_describe.ts";
 import { checkOptionNames } from "./_options.ts";
+import { isPromiseRecord, type PromiseRecord, settle } from "./_pending.ts";
 import {
   checkKeyType,
   Codec,
@@ -371,6 +372,8 @@ export class SharedCache implements Disposable {
   readonly #flightCounts = forwardingSkips(newFlightCounts(), (n) => {
     if (this.#handle !== null) this.#native.shmc_add_unstored(this.#handle, n);
   });
+  /** Values set with promises in them, until they settle (see _pending.ts), by key. */
+  readonly #pending = new Map<string, { value: unknown }>();
   #guard: CacheLock | undefined;
   readonly #unregister = {};
   readonly #finalized: Finalized;
@@ -590,6 +593,9 @@ export class SharedCache implements Disposable {
 
   /** The value stored under `key`, or `undefined` on a miss (use {@linkcode has} to tell a stored `undefined` apart). */
   get(key: string | Uint8Array): unknown {
+    if (this.#pending.size !== 0 && typeof key === "string" && this.#pending.has(key)) {
+      return this.#pending.get(key)!.value;
+    }
     const handle = this.#open();
     const n = this.#encodeKey(key);
     const rc = this.#native.shmc_get(handle, n, 1);
@@ -667,6 +673,7 @@ export class SharedCache implements Disposable {
 
   /** Whether a live entry is stored under `key`. */
   has(key: string | Uint8Array): boolean {
+    if (this.#pending.size !== 0 && typeof key === "string" && this.#pending.has(key)) return true;
     const handle = this.#open();
     const n = this.#encodeKey(key);
     const rc = this.#native.shmc_get(handle, n, 0);
@@ -693,11 +700,52 @@ export class SharedCache implements Disposable {
    * no room in its crowded run of the hash table (practically never with
    * honest keys; see the README's caveats), the write is dropped and counted in
    * `stats().droppedWrites`.
+   *
+   * `{ kind: "promise", value: promise }` (what `@std/cache`'s `memoize`
+   * stores for an async result) under a string key: this handle reads it
+   * back as given until the promise resolves, then it is stored with the
+   * result in the promise's place (unless another write of the key came
+   * first); a rejection stores nothing. Other processes see nothing until
+   * then. A promise anywhere else in a value is a `TypeError`, as the
+   * codec says.
    */
   set(key: string | Uint8Array, value: unknown, options?: SetOptions): void {
     this.#checkUnlocked("set");
     checkOptionNames(options, SET_OPTIONS, "SharedCache.set options (the third argument)");
+    // A newer set replaces a value still waiting for its promises.
+    if (this.#pending.size !== 0 && typeof key === "string") this.#pending.delete(key);
+    // @std/cache's record of a promise waits for its result
+    // (lib/_pending.ts); the codec refuses promises anywhere else.
+    if (typeof key === "string" && isPromiseRecord(value)) {
+      this.#setWhenSettled(key, value, options?.ttlMs);
+      return;
+    }
     this.#insert(key, value, options?.ttlMs, INSERT_SET, false);
+  }
+
+  /**
+   * Keeps the record `value` as this handle's value of `key` until its
+   * promise settles; then stores it with the result in the promise's place, unless
+   * another write of `key` came first. A rejection stores nothing; so does
+   * a result the cache refuses (counted in `unstoredResults`).
+   */
+  #setWhenSettled(key: string, value: PromiseRecord, ttlMs: number | undefined): void {
+    entryTtl(ttlMs);
+    this.#open();
+    const waiting = { value };
+    this.#pending.set(key, waiting);
+    const current = () => this.#pending.get(key) === waiting && this.#handle !== null;
+    settle(value).then((settled) => {
+      if (!current()) return;
+      this.#pending.delete(key);
+      try {
+        this.set(key, settled, ttlMs === undefined ? undefined : { ttlMs });
+      } catch {
+        this.#flightCounts.unstorableSkips++;
+      }
+    }, () => {
+      if (current()) this.#pending.delete(key);
+    });
   }
 
   /** A set through the lock guard: this handle holds the lock. */
@@ -1089,7 +1137,8 @@ export class SharedCache implements Disposable {
   /** Removes `key`; true if a live entry was removed. */
   delete(key: string | Uint8Array): boolean {
     this.#checkUnlocked("delete");
-    return this.#delete(key);
+    const waited = this.#pending.size !== 0 && typeof key === "string" && this.#pending.delete(key);
+    return this.#delete(key) || waited;
   }
 
   #delete(key: string | Uint8Array): boolean {
@@ -1114,6 +1163,7 @@ export class SharedCache implements Disposable {
     if (rc !== 0) this.#fail(rc, "clear");
     // Computations running now would store what the clear removed.
     clearFlights(this);
+    this.#pending.clear();
   }
 
   /** The number of entries stored now (expired entries count until they are removed). */
@@ -1264,6 +1314,7 @@ export class SharedCache implements Disposable {
     this.#native.shmc_close(handle);
     this.#memoVal = [];
     clearFlights(this);
+    this.#pending.clear();
   }
 
   /** Closes the cache (for `using`). */
