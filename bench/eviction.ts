@@ -1,6 +1,6 @@
 /**
  * Eviction quality: the hit rate of SIEVE (shm-cache's policy) against LRU,
- * with FIFO as a baseline, on three synthetic traces and six cache sizes.
+ * with FIFO as a baseline, on five synthetic traces and six cache sizes.
  * Pure-TS simulators of each policy replay the same traces with demand
  * fill (a miss inserts the key). Then the real `SharedCache` replays one
  * trace the same way, and its hit count must equal the SIEVE simulator's:
@@ -20,6 +20,15 @@
  *   window of 20,000 requests the first 6,000 are fresh keys read once
  *   in sequence (a batch job or crawler sweeping the key space).
  * - one-hit-wonders: 40% of requests are keys that never come back.
+ * - shifting: Zipf whose popular keys change every 100,000 requests (the
+ *   ranking moves to other keys at once): recency wins, LRU's home ground.
+ * - loop: a loop over 2,700 keys, a little smaller than the 3,000-entry
+ *   cache, with 5% one-off keys mixed in: LRU keeps the whole loop there
+ *   (and loses it entirely in a cache smaller than the loop).
+ *
+ * No package on npm or PyPI that we found ships a real cache trace
+ * (libcachesim's wheel has none; the public traces are downloads from their
+ * authors' sites), so the traces are synthetic.
  *
  * @module
  */
@@ -191,6 +200,39 @@ function oneHitTrace(n: number): Trace {
   };
 }
 
+function shiftingTrace(n: number): Trace {
+  const next = zipf(UNIVERSE, ZIPF_S, rng(15));
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    // Each phase maps the ranks to other keys: yesterday's hot keys go cold.
+    const phase = Math.floor(i / 100_000);
+    keys[i] = (next() + phase * 7_919) % UNIVERSE;
+  }
+  return {
+    id: "shifting",
+    description:
+      `Zipf s=${ZIPF_S} whose ranking moves to other keys every 100,000 requests (popularity that shifts)`,
+    keys,
+  };
+}
+
+function loopTrace(n: number): Trace {
+  const random = rng(16);
+  const keys = new Float64Array(n);
+  let fresh = UNIVERSE;
+  let position = 0;
+  for (let i = 0; i < n; i++) {
+    if (random() < 0.05) keys[i] = fresh++;
+    else keys[i] = position++ % 2_700;
+  }
+  return {
+    id: "loop",
+    description:
+      "a loop over 2,700 keys (a little smaller than the 3,000 cache), with 5% one-off keys",
+    keys,
+  };
+}
+
 function replay(policy: Policy, keys: Float64Array, count = keys.length): number {
   let hits = 0;
   for (let i = 0; i < count; i++) if (policy.access(keys[i])) hits++;
@@ -240,7 +282,13 @@ async function main(): Promise<void> {
   const started = Date.now();
   const args = parseArgs();
   const requests = numberArg(args, "requests", 1_000_000);
-  const traces = [zipfTrace(requests), scanTrace(requests), oneHitTrace(requests)];
+  const traces = [
+    zipfTrace(requests),
+    scanTrace(requests),
+    oneHitTrace(requests),
+    shiftingTrace(requests),
+    loopTrace(requests),
+  ];
 
   const results: { trace: string; size: number; hitRate: Record<PolicyId, number> }[] = [];
   for (const trace of traces) {

@@ -10,7 +10,7 @@
  *
  * Options: `--runtime bun|deno` (the workers' runtime; default: this one),
  * `--procs 1,2`, `--duration-ms 2000`, `--rounds 3`,
- * `--stores shm-cache,lmdb,redis`, `--workloads read-heavy,mixed`,
+ * `--stores shm-cache,lmdb,redis,redis-pipelined`, `--workloads read-heavy,mixed`,
  * `--out FILE` (default bench/results/multiprocess-<runtime>.json).
  *
  * The parent creates and fills each store (10,000 keys "user:" + id, 64-byte
@@ -22,8 +22,10 @@
  * duration from then on and reports its operation count. Keys follow a
  * Zipf (s = 0.99) stream seeded per worker. Every worker yields to its event
  * loop every 4,096 operations (as a server would between requests), which
- * also lets lmdb-js renew its read transaction. Redis calls are awaited one
- * at a time. Figures: the median over rounds of the total, its spread, and
+ * also lets lmdb-js renew its read transaction. `redis` awaits each call
+ * (one request handler's pattern); `redis-pipelined` sends the stream in
+ * batches of 100 operations (pipelined under Bun, MGET + MSET under Deno),
+ * Redis's best throughput. Figures: the median over rounds of the total, its spread, and
  * the scaling N procs / 1 proc taken within each round.
  *
  * The machine has 2 cores; with Redis, its server is a process too, so 2
@@ -59,9 +61,9 @@ import {
   writeResult,
   zipfStream,
 } from "./_common.ts";
-import { SHM_GEOMETRY } from "./_contenders.ts";
+import { LMDB_OPTIONS, PIPELINE, SHM_GEOMETRY } from "./_contenders.ts";
 
-type StoreId = "shm-cache" | "lmdb" | "redis";
+type StoreId = "shm-cache" | "lmdb" | "redis" | "redis-pipelined";
 type Workload = "read-heavy" | "mixed";
 
 const KEYS = 10_000;
@@ -77,6 +79,11 @@ interface WorkerStore {
   get(key: string): unknown;
   set(key: string, value: string): unknown;
   close(): unknown;
+  /**
+   * Batching stores: gets `getKeys` and sets `setKeys` (to STRING_64) in one
+   * batch of round trips; resolves with the number of hits.
+   */
+  batch?(getKeys: string[], setKeys: string[]): Promise<number>;
 }
 
 async function openStore(store: StoreId, dir: string, redisUrl: string): Promise<WorkerStore> {
@@ -91,14 +98,16 @@ async function openStore(store: StoreId, dir: string, redisUrl: string): Promise
   }
   if (store === "lmdb") {
     const { open } = await import("lmdb");
-    const db = open({ path: join(dir, "lmdb"), noSync: true, compression: false });
+    const root = open({ path: join(dir, "lmdb"), ...LMDB_OPTIONS });
+    const db = root.openDB<string, string>("strings", { encoding: "string" });
     return {
       async: false,
       get: (k) => db.get(k),
       set: (k, v) => db.putSync(k, v),
-      close: () => db.close(),
+      close: () => root.close(),
     };
   }
+  if (store === "redis-pipelined") return await redisBatching(redisUrl);
   if (runtime === "bun") {
     // deno-lint-ignore no-explicit-any
     const client = new (globalThis as any).Bun.RedisClient(redisUrl);
@@ -118,6 +127,47 @@ async function openStore(store: StoreId, dir: string, redisUrl: string): Promise
     get: (k) => client.get(k),
     set: (k, v) => client.set(k, v),
     close: () => client.destroy(),
+  };
+}
+
+/**
+ * Redis, PIPELINE operations per batch: under Bun every call of the batch is
+ * issued at once (Bun.RedisClient pipelines them); under Deno one MGET and
+ * one MSET per batch (node-redis's pipelining of concurrent calls is slow
+ * under Deno; see bench/_contenders.ts).
+ */
+async function redisBatching(redisUrl: string): Promise<WorkerStore> {
+  const single = await openStore("redis", "", redisUrl);
+  if (runtime === "bun") {
+    return {
+      ...single,
+      batch: async (getKeys, setKeys) => {
+        const [got] = await Promise.all([
+          Promise.all(getKeys.map((k) => single.get(k))),
+          Promise.all(setKeys.map((k) => single.set(k, STRING_64))),
+        ]);
+        return got.filter((v) => v != null).length;
+      },
+    };
+  }
+  const { createClient } = await import("redis");
+  const client = createClient({ url: redisUrl });
+  await client.connect();
+  return {
+    ...single,
+    batch: async (getKeys, setKeys) => {
+      const [got] = await Promise.all([
+        getKeys.length > 0 ? client.mGet(getKeys) : [],
+        setKeys.length > 0
+          ? client.mSet(setKeys.map((k) => [k, STRING_64] as [string, string]))
+          : "",
+      ]);
+      return got.filter((v) => v != null).length;
+    },
+    close: async () => {
+      client.destroy();
+      await single.close();
+    },
   };
 }
 
@@ -142,8 +192,20 @@ async function runFor(
 ): Promise<WorkerResult> {
   let i = 0, gets = 0, hits = 0, sets = 0;
   const t0 = nowNs();
+  const getKeys: string[] = [];
+  const setKeys: string[] = [];
   while (true) {
-    if (s.async) {
+    if (s.batch !== undefined) {
+      getKeys.length = 0;
+      setKeys.length = 0;
+      for (let j = 0; j < PIPELINE; j++) {
+        i = (i + 1) & (STREAM - 1);
+        (isSet[i] === 1 ? setKeys : getKeys).push("user:" + ids[seq[i]]);
+      }
+      hits += await s.batch(getKeys, setKeys);
+      gets += getKeys.length;
+      sets += setKeys.length;
+    } else if (s.async) {
       for (let j = 0; j < 64; j++) {
         i = (i + 1) & (STREAM - 1);
         const key = "user:" + ids[seq[i]];
@@ -341,10 +403,14 @@ async function parent(args: Map<string, string>): Promise<void> {
   const procsList = (args.get("procs") ?? "1,2").split(",").map(Number);
   const durationMs = numberArg(args, "duration-ms", 2000);
   const rounds = numberArg(args, "rounds", 3);
-  const stores = (args.get("stores") ?? "shm-cache,lmdb,redis").split(",") as StoreId[];
-  if (stores.includes("redis") && redisServerPath() === undefined) {
+  const stores = (args.get("stores") ?? "shm-cache,lmdb,redis,redis-pipelined")
+    .split(",") as StoreId[];
+  const usesRedis = () => stores.includes("redis") || stores.includes("redis-pipelined");
+  if (usesRedis() && redisServerPath() === undefined) {
     process.stderr.write("redis-server is not installed: Redis is left out of this run\n");
-    stores.splice(stores.indexOf("redis"), 1);
+    for (const id of ["redis", "redis-pipelined"] as const) {
+      if (stores.includes(id)) stores.splice(stores.indexOf(id), 1);
+    }
   }
   const workloads = (args.get("workloads") ?? "read-heavy,mixed").split(",") as Workload[];
   const out = args.get("out") ?? `multiprocess-${target}.json`;
@@ -354,7 +420,7 @@ async function parent(args: Map<string, string>): Promise<void> {
   let redis: RedisServer | undefined;
   const runs: RunResult[] = [];
   try {
-    if (stores.includes("redis")) redis = await startRedis();
+    if (usesRedis()) redis = await startRedis();
     for (const store of stores) await fill(store, dir, redis?.url ?? "");
     for (let round = 1; round <= rounds; round++) {
       for (const store of stores) {
@@ -442,8 +508,12 @@ async function parent(args: Map<string, string>): Promise<void> {
       stores: {
         "shm-cache":
           `SharedCache.open("mp", { capacity: ${CAPACITY}, maxKeyBytes: 64, maxValueBytes: 1024, dir })`,
-        lmdb: "open({ path, noSync: true, compression: false }), get / putSync",
-        redis: redis?.config ?? "not run",
+        lmdb:
+          'open({ path, noSync: true, useWritemap: true, compression: false }), strings in openDB({ encoding: "string" }); get / putSync',
+        redis: `${redis?.config ?? "not run"}; every call awaited`,
+        "redis-pipelined": `${redis?.config ?? "not run"}; batches of ${PIPELINE} operations (${
+          target === "bun" ? "issued at once, auto-pipelined" : "one MGET and one MSET per batch"
+        })`,
       },
       elapsedSeconds: Math.round((Date.now() - started) / 1000),
     },

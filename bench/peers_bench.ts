@@ -72,6 +72,7 @@ import {
   type Contender,
   type ContenderId,
   openContender,
+  PIPELINE,
   SHM_GEOMETRY,
 } from "./_contenders.ts";
 
@@ -192,13 +193,17 @@ const context = {
  * Compiles the benchmark function of `op` for contender `s`: its own code,
  * so the JIT sees one contender at each call site. Loop operations take the
  * next Zipf key per call; insert/delete ones time a batch and return ns/op.
+ * A pipelining contender issues `s.pipeline` calls at once and awaits them
+ * together, timed by hand like a batch (ns per call).
  */
 function compile(op: Operation, s: Contender): AnyFn {
   const aw = s.async ? "await " : "";
   const fn = s.async ? "async " : "";
   const key = (expr: string) => `"${op.prefix}" + ${expr}`;
   let body: string;
-  if (op.kind === "loop") {
+  if (s.pipeline !== undefined) {
+    body = pipelined(op, s.pipeline, key);
+  } else if (op.kind === "loop") {
     body = `let i = 0;
       return ${fn}() => { i = (i + 1) & ${STREAM - 1}; dno(${aw}${
       op.call.replace("K", key("ids[seq[i]]"))
@@ -226,6 +231,38 @@ function compile(op: Operation, s: Contender): AnyFn {
   const source =
     `"use strict"; const { ids, insertIds, seq, dno, now, STRING_64, OBJECT, BYTES } = ctx; ${body}`;
   return new Function("ctx", "s", source)(context, s);
+}
+
+/** The body of `compile` for a contender that batches `n` operations (`s.many`). */
+function pipelined(op: Operation, n: number, key: (expr: string) => string): string {
+  const call = /^s\.(\w+)\(K(?:, (\w+))?\)$/.exec(op.call);
+  if (call === null) throw new Error(`cannot batch ${op.call}`);
+  const [, method, value] = call;
+  if (op.kind === "loop") {
+    return `let i = 0;
+      const keys = new Array(${n});
+      return async () => {
+        const t0 = now();
+        for (let j = 0; j < ${n}; j++) { i = (i + 1) & ${STREAM - 1}; keys[j] = ${
+      key("ids[seq[i]]")
+    }; }
+        dno(await s.many("${method}", keys, ${value ?? "undefined"}));
+        return (now() - t0) / ${n};
+      };`;
+  }
+  const batches = Math.floor(INSERT_POOL / n);
+  return `let b = 0;
+      const keys = new Array(${n});
+      return async () => {
+        const base = (b++ % ${batches}) * ${n};
+        for (let j = 0; j < ${n}; j++) keys[j] = ${key("insertIds[base + j]")};
+        ${op.kind === "delete" ? `await s.many("set", keys, STRING_64);` : ""}
+        const t0 = now();
+        await s.many("${op.kind === "insert" ? "set" : "delete"}", keys, STRING_64);
+        const t1 = now();
+        ${op.kind === "insert" ? `await s.many("delete", keys);` : ""}
+        return (t1 - t0) / ${n};
+      };`;
 }
 
 // ---------------------------------------------------------------- measuring
@@ -739,11 +776,13 @@ async function main(): Promise<void> {
   const contenders: Contender[] = [];
   let path: Awaited<ReturnType<typeof hitPathSteps>> | undefined;
   try {
-    if (WANTED.includes("redis")) {
+    if (WANTED.includes("redis") || WANTED.includes("redis-pipelined")) {
       if (redisServerPath() === undefined) {
         // scripts/bench-report.sh installs it; scripts/bench.sh may run without.
         process.stderr.write("redis-server is not installed: Redis is left out of this run\n");
-        WANTED.splice(WANTED.indexOf("redis"), 1);
+        for (const id of ["redis", "redis-pipelined"] as const) {
+          if (WANTED.includes(id)) WANTED.splice(WANTED.indexOf(id), 1);
+        }
       } else {
         redis = await startRedis();
       }
@@ -778,7 +817,7 @@ async function main(): Promise<void> {
       for (const op of OPERATIONS) {
         for (const s of rotate(contenders, round)) {
           const fn = compiled.get(`${op.id}|${s.id}`)!;
-          const sample = op.kind === "loop"
+          const sample = op.kind === "loop" && s.pipeline === undefined
             ? await measureLoop(fn, s.async, budget)
             : await measureBatch(fn, budget);
           if (!warmUp) record(`${op.id}|${s.id}`, sample);
@@ -856,7 +895,7 @@ async function main(): Promise<void> {
           bytes: "1024 B Uint8Array",
         },
         batches:
-          `insert/delete: batches of ${BATCH_SYNC} (sync) or ${BATCH_ASYNC} (Redis) fresh keys, timed by hand in mitata's manual mode`,
+          `insert/delete: batches of ${BATCH_SYNC} (sync) or ${BATCH_ASYNC} (Redis) fresh keys, timed by hand in mitata's manual mode; Redis pipelined: ${PIPELINE} calls at once, timed by hand the same way`,
         elapsedSeconds: Math.round((Date.now() - started) / 1000),
       },
       contenders: contenders.map((s) => ({ id: s.id, version: s.version, config: s.config })),

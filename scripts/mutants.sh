@@ -5,6 +5,10 @@
 #   bash scripts/mutants.sh              every mutant
 #   bash scripts/mutants.sh NAME...      only these (names as listed below)
 #   bash scripts/mutants.sh --list       the mutants, one a line
+#   bash scripts/mutants.sh --rev REV [NAME...]
+#                                        mutate commit REV instead of the working
+#                                        tree (say, the commit before new tests,
+#                                        to see what they add)
 #
 # For each mutant: copy the tracked tree to a temporary directory (node_modules
 # and .tools are linked, not copied), replace one exact piece of text in one
@@ -192,6 +196,12 @@ if [[ "${1:-}" == "--list" ]]; then
   exit 0
 fi
 
+rev=""
+if [[ "${1:-}" == "--rev" ]]; then
+  rev="$(git rev-parse --verify "${2:?--rev needs a commit}^{commit}")"
+  shift 2
+fi
+
 selected=("$@")
 if ((${#selected[@]} == 0)); then
   mapfile -t selected < <(names)
@@ -209,15 +219,20 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/shm-cache-mutants.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 # A fresh copy of the tracked tree (plus untracked, unignored files: new tests
-# under work count) with the heavy installed folders linked in.
+# under work count), or of commit $rev, with the heavy installed folders
+# linked in.
 copy_tree() {
   local dest=$1
   rm -rf "$dest"
   mkdir -p "$dest"
-  git ls-files -z --cached --others --exclude-standard |
+  if [[ -n "$rev" ]]; then
+    git archive "$rev" | tar -xf - -C "$dest"
+  else
+    git ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' path; do
       [[ -e "$path" ]] && printf '%s\0' "$path"
     done | tar --null -T - -cf - | tar -xf - -C "$dest"
+  fi
   ln -s "$SHM_CACHE_ROOT/node_modules" "$dest/node_modules"
   ln -s "$SHM_CACHE_ROOT/.tools" "$dest/.tools"
 }
