@@ -160,8 +160,8 @@ zig deno:tests/cache_test.ts bun:tests/cache_test.ts
 memory-cache-ttl-doubled
 lib/memory_cache.ts
 deno:tests/memory_cache_test.ts bun:tests/memory_cache_test.ts
-    const expiresAt = ttlMs === NEVER ? NEVER : now() + ttlMs;
-    const expiresAt = ttlMs === NEVER ? NEVER : now() + 2 * ttlMs;
+    const expiresAt = ttlMs === NEVER ? NEVER : this.#now() + ttlMs;
+    const expiresAt = ttlMs === NEVER ? NEVER : this.#now() + 2 * ttlMs;
 --
 codec-json-latin1
 lib/codec.ts
