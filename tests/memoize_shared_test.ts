@@ -341,14 +341,10 @@ test(
       );
       assert.equal(syncWaiter.computed, false, "the sync waiter did not wait for the claimant");
 
-      const killedAt = performance.now();
       claimant.kill();
-      const [mine, theirs] = await Promise.all([waiting, syncWaiter.result(10_000)]);
-      const recoveredMs = performance.now() - killedAt;
-      assert.ok(
-        recoveredMs < 5_000,
-        `waiters took ${recoveredMs} ms to recover (the timeout is 30 s)`,
-      );
+      const [mine, theirs] = await Promise.all([waiting, syncWaiter.result(60_000)]);
+      // Taken over after the kill, not waited out (the bound is 30 s).
+      assert.equal(here.stats().remoteTimeouts + theirs.stats.remoteTimeouts, 0);
       // One waiter took the claim over and computed; the other got its value.
       assert.equal(calls + (syncWaiter.computed ? 1 : 0), 1);
       assert.equal(here.stats().remoteTakeovers + theirs.stats.remoteTakeovers, 1);
@@ -376,7 +372,9 @@ test(
       const value = await f(7);
       const waited = performance.now() - started;
       assert.equal(value.pid, process.pid);
-      assert.ok(waited >= 350 && waited < 5_000, `waited ${waited} ms for a 400 ms timeout`);
+      // At least the bound (an upper bound on time would race a slow
+      // machine; the counter says the wait ended by the bound).
+      assert.ok(waited >= 395, `waited only ${waited} ms for a 400 ms timeout`);
       assert.equal(f.stats().remoteTimeouts, 1);
     } finally {
       claimant.kill();
