@@ -648,14 +648,17 @@ export class FlightGroup {
       return call.async ? Promise.reject(error) : fail(error);
     }
     const running = this.#inflight.get(key);
-    // A synchronous computation that is not around this call cannot be
-    // running in this thread; one in the map is stale: compute.
-    if (running !== undefined && running.promise !== null) {
+    // Only an asynchronous computation can be running here and not around
+    // this call (a synchronous one would be on the stack, so enclosing).
+    const asyncRunning = running !== undefined && running.promise !== null;
+    if (call.async) {
+      if (!asyncRunning) return this.#computeAsync(key, fn, thisArg, args, call);
       call.counts.inflightJoins++;
       return this.#join(running, key, fn, thisArg, args, call);
     }
-    if (call.async) return this.#computeAsync(key, fn, thisArg, args, call);
-    return this.#computeSync(key, fn, thisArg, args, call);
+    // A synchronous caller cannot wait for a promise: it computes by
+    // itself, leaving the running computation the one others join.
+    return this.#computeSync(key, fn, thisArg, args, call, !asyncRunning);
   }
 
   /** Waits for `running`, at most `waitTimeoutMs`; then computes by itself. */
@@ -695,13 +698,14 @@ export class FlightGroup {
     });
   }
 
-  /** A miss of a function that is, or may be, synchronous. */
+  /** A miss of a function that is, or may be, synchronous; `joinable`: others may join it. */
   #computeSync(
     key: string,
     fn: (...args: unknown[]) => unknown,
     thisArg: unknown,
     args: unknown[],
     call: FlightCall,
+    joinable: boolean,
   ): unknown {
     let claimed = false;
     if (call.crossProcess && this.#flight !== null) {
@@ -710,7 +714,7 @@ export class FlightGroup {
       claimed = acquired.kind === "claimed";
     }
     const generation = this.#generation;
-    const running = this.#begin(key, fn, call);
+    const running = this.#begin(key, fn, call, joinable);
     let result: unknown;
     try {
       result = this.#apply(running, fn, thisArg, args, call);
@@ -772,10 +776,15 @@ export class FlightGroup {
     return running.promise = work();
   }
 
-  /** Registers a computation of `key`, so that concurrent misses join it. */
-  #begin(key: string, fn: (...args: unknown[]) => unknown, call: FlightCall): Running {
+  /** Starts a computation of `key`; if `joinable`, registered so that concurrent misses join it. */
+  #begin(
+    key: string,
+    fn: (...args: unknown[]) => unknown,
+    call: FlightCall,
+    joinable = true,
+  ): Running {
     const running = new Running(this, key, functionName(fn), callChain.getStore());
-    this.#inflight.set(key, running);
+    if (joinable) this.#inflight.set(key, running);
     call.counts.inflight++;
     return running;
   }

@@ -404,3 +404,19 @@ test("getOrSet across processes: a worker's recursion fails fast under each runt
     space.dispose();
   }
 }, { timeoutMs: 60_000 });
+
+test("getOrSet: a synchronous caller never gets a promise, even while an async computation of its key runs", async () => {
+  const cache = new MemoryCache();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const slow = cache.getOrSet("k", async () => {
+    await gate;
+    return "async";
+  });
+  const now = cache.getOrSet("k", () => "sync");
+  assert.equal(now, "sync", "the sync caller computed by itself");
+  release();
+  assert.equal(await slow, "async");
+  // Both stored; the later write wins.
+  assert.equal(cache.get("k"), "async");
+});
