@@ -463,6 +463,11 @@ export interface FlightCache {
  * calls, asked for the key it is computing. Waiting would never end, so the
  * call fails at once with this error (never cached).
  *
+ * "Part of" follows the asynchronous context (`AsyncLocalStorage`): a call
+ * for the same key made from work the function started, even work it does
+ * not await (a timer, a detached promise), counts while the computation
+ * runs; once it has finished, such a call computes again as any other.
+ *
  * @example
  * ```ts
  * import { MemoryCache, RecursiveCallError } from "../mod.ts";
@@ -482,7 +487,20 @@ export class RecursiveCallError extends Error {
   /** The name of the function computing it (`anonymous` when it has none). */
   readonly functionName: string;
 
-  /** Creates the error for `functionName` asking for `key` while computing it. */
+  /**
+   * Creates the error for `functionName` asking for `key` while computing it.
+   *
+   * @param who The API that detected it, in the message (`getOrSet`, `memoize`).
+   * @param functionName The computing function's name.
+   * @param key The key.
+   *
+   * @example
+   * ```ts
+   * import { RecursiveCallError } from "../mod.ts";
+   *
+   * new RecursiveCallError("getOrSet", "load", "user:1").message;
+   * ```
+   */
   constructor(who: string, functionName: string, key: string) {
     super(
       `${who}: ${functionName} asked for key ${
@@ -885,7 +903,17 @@ function functionName(fn: (...args: unknown[]) => unknown): string {
 
 // ---------------------------------------------------------------- getOrSet
 
-/** Options of `getOrSet` on `SharedCache` and `MemoryCache`. */
+/**
+ * Options of `getOrSet` on `SharedCache` and `MemoryCache`.
+ *
+ * @example
+ * ```ts
+ * import { type GetOrSetOptions, MemoryCache } from "../mod.ts";
+ *
+ * const options: GetOrSetOptions = { ttlMs: 60_000, waitTimeoutMs: 2_000 };
+ * new MemoryCache().getOrSet("k", () => 1, options); // 1
+ * ```
+ */
 export interface GetOrSetOptions {
   /** The time to live of the stored result in milliseconds (`Infinity`: never expires). Default: the cache's. */
   ttlMs?: number;

@@ -332,7 +332,7 @@ const finalizer = new FinalizationRegistry<Finalized>((held) => {
  *
  * @example
  * ```ts
- * import { SharedCache } from "./mod.ts";
+ * import { SharedCache } from "../mod.ts";
  * using cache = SharedCache.open("sessions", { capacity: 10_000, maxKeyBytes: 256, maxValueBytes: 4096, ttlMs: 60_000 });
  * cache.set("user:1", { name: "Ada" }, { ttlMs: 5_000 });
  * cache.get("user:1"); // { name: "Ada" }
@@ -452,7 +452,7 @@ export class SharedCache implements Disposable {
    * @returns An open handle; close it (or let `using` do it).
    * @example
    * ```ts
-   * import { SharedCache } from "./mod.ts";
+   * import { SharedCache } from "../mod.ts";
    * SharedCache.open("sessions", { capacity: 10_000, maxKeyBytes: 256, maxValueBytes: 4096 }).close();
    * using attached = SharedCache.open("sessions"); // the geometry comes from the cache
    * attached.stats().capacity; // 10000
@@ -832,7 +832,7 @@ export class SharedCache implements Disposable {
    *
    * @example
    * ```ts
-   * import { SharedCache } from "./mod.ts";
+   * import { SharedCache } from "../mod.ts";
    *
    * using cache = SharedCache.open("profiles", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 1024 });
    * const profile = await cache.getOrSet("user:1", async () => ({ id: 1, name: "Ada" }), {
@@ -868,7 +868,7 @@ export class SharedCache implements Disposable {
    *
    * @example
    * ```ts
-   * import { SharedCache } from "./mod.ts";
+   * import { SharedCache } from "../mod.ts";
    *
    * using cache = SharedCache.open("rate", { capacity: 1000, maxKeyBytes: 64, maxValueBytes: 64 });
    * cache.increment("hits:/home"); // 1
@@ -942,7 +942,7 @@ export class SharedCache implements Disposable {
    *
    * @example
    * ```ts
-   * import { SharedCache } from "./mod.ts";
+   * import { SharedCache } from "../mod.ts";
    *
    * using cache = SharedCache.open("many", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 64 });
    * cache.set("a", 1);
@@ -978,7 +978,7 @@ export class SharedCache implements Disposable {
    *
    * @example
    * ```ts
-   * import { SharedCache } from "./mod.ts";
+   * import { SharedCache } from "../mod.ts";
    *
    * using cache = SharedCache.open("batch", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 64 });
    * cache.setMany([["a", 1], ["b", { two: 2 }]], { ttlMs: 60_000 }); // 2
@@ -1052,7 +1052,7 @@ export class SharedCache implements Disposable {
    *
    * @example
    * ```ts
-   * import { SharedCache } from "./mod.ts";
+   * import { SharedCache } from "../mod.ts";
    *
    * using cache = SharedCache.open("listing", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 64 });
    * cache.set("a", 1);
@@ -1086,7 +1086,7 @@ export class SharedCache implements Disposable {
    *
    * @example
    * ```ts
-   * import { SharedCache } from "./mod.ts";
+   * import { SharedCache } from "../mod.ts";
    *
    * using cache = SharedCache.open("listing2", { capacity: 100, maxKeyBytes: 64, maxValueBytes: 64 });
    * cache.set("a", 1);
@@ -1182,7 +1182,7 @@ export class SharedCache implements Disposable {
    * @returns A fresh object of counters.
    * @example
    * ```ts
-   * import { SharedCache } from "./mod.ts";
+   * import { SharedCache } from "../mod.ts";
    * using cache = SharedCache.open("stats-doc", { capacity: 10, maxKeyBytes: 16, maxValueBytes: 16 });
    * cache.get("nothing");
    * cache.stats().misses; // 1

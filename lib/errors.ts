@@ -29,7 +29,7 @@ export type CacheErrorCode =
  *
  * @example
  * ```ts
- * import { CacheError, SharedCache } from "./mod.ts";
+ * import { CacheError, SharedCache } from "../mod.ts";
  * try {
  *   SharedCache.open("sessions", { capacity: 10, maxKeyBytes: 64, maxValueBytes: 64 });
  * } catch (e) {

@@ -30,7 +30,7 @@ const SET_OPTIONS = ["ttlMs"];
  *
  * @example
  * ```ts
- * import { SharedCache } from "./mod.ts";
+ * import { SharedCache } from "../mod.ts";
  * const cache = SharedCache.open("counters", { capacity: 100, maxKeyBytes: 32, maxValueBytes: 16 });
  * {
  *   using tx = cache.lock();

@@ -68,7 +68,7 @@ const textDecoder = new TextDecoder();
  * @throws {CacheError} `NotFound` when there is no such cache; `Corrupt`, `Mismatch` (another format) or `UnsafeDirectory` as `open` would.
  * @example
  * ```ts
- * import { inspectCache, SharedCache } from "./mod.ts";
+ * import { inspectCache, SharedCache } from "../mod.ts";
  * using cache = SharedCache.open("inspect-doc", { capacity: 10, maxKeyBytes: 16, maxValueBytes: 16 });
  * cache.get("a");
  * const info = inspectCache("inspect-doc");
@@ -126,7 +126,7 @@ export function inspectCache(name: string, options: { dir?: string } = {}): Cach
  * @throws {CacheError} `UnsafeDirectory` when it is a symbolic link, not ours or open to others.
  * @example
  * ```ts
- * import { cacheDirectory } from "./mod.ts";
+ * import { cacheDirectory } from "../mod.ts";
  * cacheDirectory(); // e.g. "/dev/shm/shm-cache-1000"
  * ```
  */
@@ -151,7 +151,7 @@ export function cacheDirectory(options: { dir?: string } = {}): string | undefin
  * @returns Cache names, to pass to `inspectCache` or `SharedCache.open`.
  * @example
  * ```ts
- * import { inspectCache, listCaches } from "./mod.ts";
+ * import { inspectCache, listCaches } from "../mod.ts";
  * for (const name of listCaches()) console.log(name, inspectCache(name).size);
  * ```
  */

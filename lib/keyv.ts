@@ -30,12 +30,31 @@
 import type { SharedCache } from "./cache.ts";
 import type { MemoryCache } from "./memory_cache.ts";
 
-/** The cache operations the adapter uses: `SharedCache` and `MemoryCache` have them. */
+/**
+ * The cache operations the adapter uses: `SharedCache` and `MemoryCache` have them.
+ *
+ * @example
+ * ```ts
+ * import { MemoryCache } from "./memory_cache.ts";
+ * import type { KeyvShmCacheBackend } from "./keyv.ts";
+ *
+ * const backend: KeyvShmCacheBackend = new MemoryCache();
+ * ```
+ */
 export type KeyvShmCacheBackend =
   | Pick<SharedCache, "get" | "set" | "has" | "delete" | "clear" | "keys" | "close">
   | Pick<MemoryCache, "get" | "set" | "has" | "delete" | "clear" | "keys" | "close">;
 
-/** Options of {@linkcode KeyvShmCache}. */
+/**
+ * Options of {@linkcode KeyvShmCache}.
+ *
+ * @example
+ * ```ts
+ * import type { KeyvShmCacheOptions } from "./keyv.ts";
+ *
+ * const options: KeyvShmCacheOptions = { namespace: "sessions", closeOnDisconnect: true };
+ * ```
+ */
 export interface KeyvShmCacheOptions {
   /**
    * The namespace whose keys this adapter reads and writes (Keyv sets it to
