@@ -25,6 +25,7 @@ export { cacheDirectory, type CacheInfo, inspectCache, listCaches } from "./lib/
 export { CacheError, type CacheErrorCode } from "./lib/errors.ts";
 export type { CacheValue, CodecName } from "./lib/codec.ts";
 export {
+  type AnyFunction,
   memoize,
   type MemoizeCache,
   type MemoizeControls,

@@ -49,8 +49,17 @@ import { SharedCache } from "./cache.ts";
 
 export { memoizeKey };
 
+/**
+ * Any function or method, the bound of what {@linkcode memoize} accepts.
+ *
+ * @example
+ * ```ts
+ * import type { AnyFunction } from "./memoize.ts";
+ * const fns: AnyFunction[] = [(a: number) => a + 1, () => "x"];
+ * ```
+ */
 // deno-lint-ignore no-explicit-any
-type AnyFunction = (this: any, ...args: any[]) => any;
+export type AnyFunction = (this: any, ...args: any[]) => any;
 
 /**
  * The cache operations `memoize` uses: the `MemoizationCache` shape of

@@ -12,7 +12,8 @@
 #                                   against the library that `build` made
 #   native.sh release TARGET OUT    a stripped ReleaseFast build for a Zig target triple
 #                                   (e.g. aarch64-linux-gnu.2.17), written to OUT (a path
-#                                   relative to the caller's directory, or absolute)
+#                                   relative to the caller's directory, or absolute);
+#                                   skipped by a stamp too
 #
 # The arguments every build shares (shared library, libc, name, root source)
 # are in zig/shm_cache.rsp, a Zig response file; lib/ffi/load.ts builds from
@@ -45,7 +46,7 @@ sha256_stdin() {
 build_key() {
   {
     "$zig" version
-    printf '%s\n' "${dev_args[@]}"
+    printf '%s\n' "$@"
     cat shm_cache.rsp
     find src -name '*.zig' -type f | LC_ALL=C sort | while read -r f; do
       printf '%s\n' "$f"
@@ -56,7 +57,7 @@ build_key() {
 
 cmd_build() {
   local stamp="$dev_lib.stamp" key
-  key="$(build_key)"
+  key="$(build_key "${dev_args[@]}")"
   if [[ -f "$dev_lib" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
     shm_cache_log "zig/$dev_lib is up to date"
     return 0
@@ -92,8 +93,19 @@ cmd_release() {
   fi
   local target=$1 out=$2
   [[ "$out" == /* ]] || out="$caller_dir/$out"
+  local args=(-O ReleaseFast -fstrip -target "$target")
+  local stamp="$out.stamp" key
+  key="$(build_key "${args[@]}")"
+  if [[ -f "$out" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
+    shm_cache_log "$target: $out is up to date"
+    return 0
+  fi
+  local started=$SECONDS
   mkdir -p "$(dirname "$out")"
-  "$zig" build-lib @shm_cache.rsp -O ReleaseFast -fstrip -target "$target" -femit-bin="$out"
+  rm -f "$stamp"
+  "$zig" build-lib @shm_cache.rsp "${args[@]}" -femit-bin="$out"
+  printf '%s\n' "$key" >"$stamp"
+  shm_cache_log "$target: $out ($((SECONDS - started)) s)"
 }
 
 case "${1:-}" in

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test suite: Zig's unit tests, then the TypeScript tests under Deno
-# and under Bun. All three run even when one fails. The last line printed is
-# "N passed, M failed", counting suites; CI reads it. Exits non-zero if any
-# suite failed.
+# Runs every test suite: Zig's unit tests, the TypeScript tests under Deno
+# and under Bun, then the packaging proof (every platform built and checked,
+# the packages installed from a local registry). All run even when one
+# fails. The last line printed is "N passed, M failed", counting suites; CI
+# reads it. Exits non-zero if any suite failed.
 #
 # Each suite is bounded by SHM_CACHE_SUITE_TIMEOUT_S seconds (default 900), so
 # that a hang fails the run instead of wedging CI.
@@ -13,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$SHM_CACHE_ROOT"
 
 suite_timeout_s="${SHM_CACHE_SUITE_TIMEOUT_S:-900}"
-suites_total=3
+suites_total=4
 passed=0
 failed=0
 
@@ -82,6 +83,8 @@ suite deno "deno check bench/ scripts/ && deno test -A tests/" \
 # Bun 1.4.4 ignores the timeout in bunfig.toml, so the per-test default is
 # given here too.
 suite bun "bun test tests/" bun test --timeout 60000 tests/
+suite package "scripts/package-test.sh (build, check, publish locally, install)" \
+  bash scripts/package-test.sh
 
 printf '\n%d passed, %d failed\n' "$passed" "$failed"
 if ((failed > 0)); then
