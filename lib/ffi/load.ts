@@ -3,7 +3,9 @@
  * the runtime in use (detected here and nowhere else).
  *
  * Search order, first match wins:
- * 1. `SHM_CACHE_LIB`, an explicit path (compiled apps, custom builds);
+ * 1. `SHM_CACHE_LIB`, an explicit path (compiled apps, custom builds), or
+ *    a library embedded in a `bun build --compile` executable (given to
+ *    `bun build` as an extra entry point: `Bun.embeddedFiles`);
  * 2. the repository's build output `zig/zig-out/lib/` (development);
  * 3. the installed platform package for this OS, CPU and C library
  *    (`@shm-cache/linux-x64-gnu`, ...; see `platform.ts`);
@@ -164,6 +166,19 @@ function buildFromSource(root: string, tried: string[]): Found | undefined {
   return { path: `${root}zig/${out}`, source: `a build from source with ${zig}` };
 }
 
+// `bun build --compile` names an embedded file after its source, plus a
+// content hash unless --asset-naming says otherwise.
+const EMBEDDED_NAME = /^libshm_cache(-[0-9a-z]+)?\.(so|dylib)$/;
+
+/** A library embedded in a compiled Bun executable; Bun's dlopen reads it in place. */
+function embeddedLibrary(): Found | undefined {
+  // deno-lint-ignore no-explicit-any
+  const files: Array<{ name?: string }> | undefined = (globalThis as any).Bun?.embeddedFiles;
+  const name = files?.find((file) => EMBEDDED_NAME.test(file.name ?? ""))?.name;
+  if (name === undefined) return undefined;
+  return { path: `/$bunfs/root/${name}`, source: "the library embedded in this executable" };
+}
+
 const HOW_TO_GET =
   "install the package with npm, Bun or Deno so that its platform package comes with it, " +
   "run `bash scripts/setup.sh` in a repository checkout, or set SHM_CACHE_LIB to the library's path";
@@ -179,6 +194,8 @@ function locate(): Found {
     }
     return { path: explicit, source: "SHM_CACHE_LIB" };
   }
+  const embedded = embeddedLibrary();
+  if (embedded !== undefined) return embedded;
   const tried = ["SHM_CACHE_LIB is not set"];
   const root = repositoryRoot();
   const built = root === undefined ? undefined : `${root}zig/zig-out/lib/${LIB_FILE}`;

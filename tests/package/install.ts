@@ -4,7 +4,9 @@
  * scripts/registry/package-lock.json) and installed into fresh projects
  * outside the repository, with no Zig reachable, the way a user would:
  *
- * 1. a Bun project `bun add shm-cache`, imports it by name and writes;
+ * 1. a Bun project `bun add shm-cache`, imports it by name and writes; the
+ *    same app compiled by `bun build --compile`, with the library embedded,
+ *    runs with no node_modules;
  * 2. a Deno project imports `npm:shm-cache` and reads what Bun wrote, with
  *    only --allow-ffi, --allow-read and --allow-env;
  * 3. `mod.ts` served over http (as JSR serves it) loads under Deno, finds
@@ -233,6 +235,23 @@ Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads thr
     );
     const wrote = ok(await run("bun", ["app.ts", cacheDir], bunDir, bunEnv), "bun app.ts");
     assert.equal(wrote.stdout.trim(), `{"from":"bun","n":42}`);
+
+    // 1b. bun build --compile with the library as one more entry point: the
+    // executable runs with no node_modules around it.
+    const library = "./node_modules/@shm-cache/linux-x64-gnu/libshm_cache.so";
+    ok(
+      await run(
+        "bun",
+        ["build", "--compile", "app.ts", library, "--outfile", "app-bin"],
+        bunDir,
+        bunEnv,
+      ),
+      "bun build --compile",
+    );
+    Deno.renameSync(join(bunDir, "node_modules"), join(bunDir, "node_modules.away"));
+    const compiled = ok(await run(join(bunDir, "app-bin"), [cacheDir], bunDir, baseEnv), "app-bin");
+    Deno.renameSync(join(bunDir, "node_modules.away"), join(bunDir, "node_modules"));
+    assert.equal(compiled.stdout.trim(), `{"from":"bun","n":42}`);
 
     // 2. Deno: npm:shm-cache, three permissions only.
     const denoDir = join(work, "deno-app");
