@@ -17,7 +17,9 @@ import { bytes, prometheus, table } from "./_cli_format.ts";
 
 /** Where a command writes: lines to stdout and to stderr. */
 export interface Output {
+  /** Writes a line (or lines) of results, to stdout by default. */
   out(text: string): void;
+  /** Writes a line (or lines) of diagnostics, to stderr by default. */
   err(text: string): void;
 }
 

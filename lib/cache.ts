@@ -843,6 +843,7 @@ export class SharedCache implements Disposable {
    * ```
    */
   getOrSet<T>(key: string, fn: () => Promise<T>, options?: GetOrSetOptions): Promise<T>;
+  /** `getOrSet` with a synchronous `fn`: returns the value itself (see above). */
   getOrSet<T>(key: string, fn: () => T, options?: GetOrSetOptions): T;
   getOrSet<T>(key: string, fn: () => T | Promise<T>, options?: GetOrSetOptions): T | Promise<T> {
     return getOrSetOn(this, key, fn, options, this.#flightCounts) as T | Promise<T>;

@@ -1,3 +1,4 @@
+#!/usr/bin/env bun
 /**
  * `shm-cache`: the operator's command line. Lists caches, prints their
  * counters summed over every process (also as Prometheus text), reads a
@@ -19,6 +20,8 @@
 import process from "node:process";
 import { type CommandSpec, parse, usage, UsageError } from "./_cli_args.ts";
 import { COMMANDS, type Output } from "./_cli_commands.ts";
+
+export type { Output };
 
 const NAME_WIDTH = 10;
 

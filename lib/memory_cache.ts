@@ -364,6 +364,7 @@ export class MemoryCache<V = unknown> {
    * ```
    */
   getOrSet<T extends V>(key: string, fn: () => Promise<T>, options?: GetOrSetOptions): Promise<T>;
+  /** `getOrSet` with a synchronous `fn`: returns the value itself (see above). */
   getOrSet<T extends V>(key: string, fn: () => T, options?: GetOrSetOptions): T;
   getOrSet<T extends V>(
     key: string,

@@ -8,8 +8,8 @@
  * - the root package `shm-cache`: ESM JavaScript and `.d.ts` compiled by
  *   TypeScript's `tsc` from the same sources JSR publishes, the README and
  *   LICENSE, `exports` generated from deno.json's `exports` map (the one
- *   list of entry points), and exact-version `optionalDependencies` on every
- *   platform package.
+ *   list of entry points), the `shm-cache` CLI as its `bin`, and
+ *   exact-version `optionalDependencies` on every platform package.
  *
  * Tarballs are written by `npm pack`; their names are printed, one a line.
  *
@@ -41,6 +41,9 @@ function readJson(path: string): Manifest {
 function writeJson(path: string, value: unknown): void {
   writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** The package's executables: name to source. The CLI runs under Bun (its shebang) or Deno. */
+const BIN: Record<string, string> = { "shm-cache": "lib/cli.ts" };
 
 const repoManifest = readJson("package.json");
 const denoManifest = readJson("deno.json");
@@ -160,7 +163,7 @@ function packRoot(): string {
   mkdirSync(dir, { recursive: true });
   const entries = entryPoints();
   const sources = Object.values(entries).map((p) => p.replace(/^\.\//, ""));
-  compile(dir, sources);
+  compile(dir, [...sources, ...Object.values(BIN)]);
   const exports: Record<string, unknown> = {};
   for (const [key, source] of Object.entries(entries)) {
     const base = source.replace(/\.ts$/, "");
@@ -175,6 +178,9 @@ function packRoot(): string {
     keywords: repoManifest.keywords,
     type: "module",
     exports,
+    bin: Object.fromEntries(
+      Object.entries(BIN).map(([name, source]) => [name, `./${source.replace(/\.ts$/, ".js")}`]),
+    ),
     types: exports["."] === undefined ? undefined : `${entries["."].replace(/\.ts$/, "")}.d.ts`,
     files: ["**/*.js", "**/*.d.ts", "README.md", "LICENSE"],
     optionalDependencies: Object.fromEntries(PLATFORMS.map((p) => [packageName(p), VERSION])),

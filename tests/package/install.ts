@@ -9,8 +9,11 @@
  *    runs with no node_modules;
  * 2. a Deno project imports `npm:shm-cache` and reads what Bun wrote, with
  *    only --allow-ffi, --allow-read and --allow-env;
- * 3. `mod.ts` served over http (as JSR serves it) loads under Deno, finds
- *    the platform package through its `npm:` specifier and reads it too.
+ * 3. `mod.ts` served over http (as JSR serves it), cached by `deno install`,
+ *    runs under Deno `--cached-only`, finds the platform package through
+ *    its `npm:` specifier and reads it too;
+ * 4. the installed CLI (`shm-cache`, under Bun and under Deno) lists the
+ *    cache, prints its stats with every process's hits summed, verifies it.
  *
  * Run by scripts/package-test.sh, not by `deno test tests/`. Deno only.
  *
@@ -176,22 +179,44 @@ function serveSources(): { url: string; server: Deno.HttpServer } {
 
 const CACHE_OPTIONS = "{ dir: process.argv[2], capacity: 64, maxKeyBytes: 64, maxValueBytes: 256 }";
 
+// Each app prints what it read and its own handle's hits.
 const BUN_APP = `import process from "node:process";
 import { SharedCache } from "shm-cache";
 using cache = SharedCache.open("proof", ${CACHE_OPTIONS});
 cache.set("greeting", { from: "bun", n: 42 });
 for (let i = 0; i < 3; i++) if (cache.get("greeting") === undefined) throw new Error("miss");
-console.log(JSON.stringify(cache.get("greeting")));
+console.log(JSON.stringify({ value: cache.get("greeting"), hits: cache.stats().hits }));
 `;
 
 const denoApp = (specifier: string) =>
   `import process from "node:process";
 import { SharedCache } from "${specifier}";
 using cache = SharedCache.open("proof", ${CACHE_OPTIONS});
-console.log(JSON.stringify(cache.get("greeting")));
+console.log(JSON.stringify({ value: cache.get("greeting"), hits: cache.stats().hits }));
 `;
 
-Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads through npm: and over http", async () => {
+const GREETING = { from: "bun", n: 42 };
+
+/** The value an app read (it must be Bun's) and its hits. */
+function readBack(result: Run): number {
+  const { value, hits } = JSON.parse(result.stdout.trim());
+  assert.deepEqual(value, GREETING);
+  assert.ok(Number.isInteger(hits) && hits > 0, `hits ${hits}`);
+  return hits;
+}
+
+/** The root package carries JavaScript, types, README, LICENSE and its manifest only. */
+async function checkRootTarball(tarball: string, env: Record<string, string>): Promise<void> {
+  const listed = ok(await run("tar", ["tzf", tarball], DIST, env), "tar tzf").stdout.trim().split(
+    "\n",
+  );
+  const allowed = /^package\/(.+\.js|.+\.d\.ts|README\.md|LICENSE|package\.json)$/;
+  assert.deepEqual(listed.filter((f) => !allowed.test(f)), [], "unexpected files in the tarball");
+  assert.deepEqual(listed.filter((f) => /\/(tests|bench|zig|scripts)\//.test(f)), []);
+  assert.ok(listed.includes("package/mod.js") && listed.includes("package/mod.d.ts"));
+}
+
+Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads through npm: and over http, the CLI sums them", async () => {
   const tarballs = [...Deno.readDirSync(DIST)].filter((e) => e.name.endsWith(".tgz"));
   assert.equal(tarballs.length, 7, "scripts/package.sh has run: 7 tarballs in dist/");
   const work = mkdtempSync(join(tmpdir(), "shm-cache-install-"));
@@ -213,6 +238,7 @@ Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads thr
       NPM_CONFIG_USERCONFIG: npmrc,
       NPM_CONFIG_CACHE: join(work, "npm"),
     };
+    await checkRootTarball(join(DIST, `shm-cache-${VERSION}.tgz`), baseEnv);
     for (const { name } of tarballs) {
       ok(await run("npm", ["publish", join(DIST, name)], work, npmEnv), `npm publish ${name}`);
     }
@@ -233,8 +259,7 @@ Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads thr
       existsSync(join(bunDir, "node_modules/@shm-cache/linux-x64-gnu/libshm_cache.so")),
       "bun installed the platform package",
     );
-    const wrote = ok(await run("bun", ["app.ts", cacheDir], bunDir, bunEnv), "bun app.ts");
-    assert.equal(wrote.stdout.trim(), `{"from":"bun","n":42}`);
+    let hits = readBack(ok(await run("bun", ["app.ts", cacheDir], bunDir, bunEnv), "bun app.ts"));
 
     // 1b. bun build --compile with the library as one more entry point: the
     // executable runs with no node_modules around it.
@@ -251,7 +276,7 @@ Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads thr
     Deno.renameSync(join(bunDir, "node_modules"), join(bunDir, "node_modules.away"));
     const compiled = ok(await run(join(bunDir, "app-bin"), [cacheDir], bunDir, baseEnv), "app-bin");
     Deno.renameSync(join(bunDir, "node_modules.away"), join(bunDir, "node_modules"));
-    assert.equal(compiled.stdout.trim(), `{"from":"bun","n":42}`);
+    hits += readBack(compiled);
 
     // 2. Deno: npm:shm-cache, three permissions only.
     const denoDir = join(work, "deno-app");
@@ -269,27 +294,75 @@ Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads thr
       await run("deno", ["check", fresh, "app.ts"], denoDir, denoEnv),
       "deno check (the .d.ts files)",
     );
-    const read = ok(
+    hits += readBack(ok(
       await run("deno", ["run", ...perms, "app.ts", cacheDir], denoDir, denoEnv),
       "deno run npm:shm-cache",
-    );
-    assert.equal(read.stdout.trim(), `{"from":"bun","n":42}`);
+    ));
 
     // 3. mod.ts over http: only the npm: specifiers can find the library.
+    // `deno install` caches everything, then the app runs --cached-only:
+    // nothing is fetched at run time.
     const remoteDir = join(work, "remote-app");
     Deno.mkdirSync(remoteDir);
     writeFileSync(join(remoteDir, "app.ts"), denoApp(`${sources.url}mod.ts`));
-    const host = new URL(sources.url).host;
-    const remote = ok(
+    const allowImport = `--allow-import=${new URL(sources.url).host}`;
+    const remoteEnv = { ...denoEnv, DENO_DIR: join(work, "deno-dir-remote") };
+    ok(
       await run(
         "deno",
-        ["run", ...perms, `--allow-import=${host}`, "app.ts", cacheDir],
+        ["install", fresh, allowImport, "--entrypoint", "app.ts"],
         remoteDir,
-        { ...denoEnv, DENO_DIR: join(work, "deno-dir-remote") },
+        remoteEnv,
       ),
-      "deno run mod.ts over http",
+      "deno install --entrypoint (mod.ts over http)",
     );
-    assert.equal(remote.stdout.trim(), `{"from":"bun","n":42}`);
+    hits += readBack(ok(
+      await run(
+        "deno",
+        ["run", "--cached-only", ...perms, allowImport, "app.ts", cacheDir],
+        remoteDir,
+        remoteEnv,
+      ),
+      "deno run --cached-only mod.ts over http",
+    ));
+
+    // 4. The installed CLI, under Bun (its bin) and under Deno (npm:).
+    const cli = join(bunDir, "node_modules/.bin/shm-cache");
+    ok(await run(cli, ["--help"], bunDir, bunEnv), "shm-cache --help");
+    const listed = JSON.parse(
+      ok(await run(cli, ["ls", "--dir", cacheDir, "--json"], bunDir, bunEnv), "shm-cache ls")
+        .stdout,
+    );
+    assert.deepEqual(listed.map((c: { name: string }) => c.name), ["proof"]);
+    const stats = JSON.parse(
+      ok(await run(cli, ["stats", "proof", "--dir", cacheDir, "--json"], bunDir, bunEnv), "stats")
+        .stdout,
+    );
+    assert.equal(stats.hits, hits, "stats sums the hits of every process that used the cache");
+    const verified = ok(
+      await run(cli, ["verify", "proof", "--dir", cacheDir], bunDir, bunEnv),
+      "verify",
+    );
+    assert.equal(verified.stdout.trim(), "ok");
+    const denoStats = ok(
+      await run(
+        "deno",
+        [
+          "run",
+          ...perms,
+          `npm:shm-cache@${VERSION}`,
+          "stats",
+          "proof",
+          "--dir",
+          cacheDir,
+          "--json",
+        ],
+        denoDir,
+        denoEnv,
+      ),
+      "deno run npm:shm-cache stats",
+    );
+    assert.equal(JSON.parse(denoStats.stdout).hits, hits);
   } finally {
     await sources?.server.shutdown();
     await registry?.stop();
