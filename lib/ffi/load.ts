@@ -39,14 +39,7 @@ import { fileURLToPath } from "node:url";
 import { CacheError } from "../errors.ts";
 import { type BunFfi, openBun } from "./bun.ts";
 import { openDeno } from "./deno.ts";
-import {
-  currentPlatform,
-  describeCurrent,
-  libraryFile,
-  packageName,
-  type Platform,
-  VERSION,
-} from "./platform.ts";
+import { currentPlatform, describeCurrent, libraryFile, packageName, VERSION } from "./platform.ts";
 import { platformPackages } from "./platform_packages.js";
 import { ABI_VERSION, type Native } from "./symbols.ts";
 
@@ -70,21 +63,25 @@ interface Found {
 }
 
 /** The outcome of the remote (JSR) platform-package lookup, made at load. */
+// It never throws: importing this module must work without the library
+// (MemoryCache needs none), so a failure becomes a line of the error.
 const remotePackage: Found | string | undefined = runtime === "deno" && !isFileModule
-  ? await importPlatformPackage(currentPlatform())
+  ? await importPlatformPackage()
   : undefined;
 
-async function importPlatformPackage(platform: Platform | undefined): Promise<Found | string> {
-  if (platform === undefined) return `no package is built for ${describeCurrent()}`;
-  const name = packageName(platform);
-  const pkg = platformPackages[platform.key];
-  if (pkg === undefined) return `${name} is not among this module's npm: specifiers`;
+async function importPlatformPackage(): Promise<Found | string> {
+  let name = "the platform package";
   try {
+    const platform = currentPlatform();
+    if (platform === undefined) return `no package is built for ${describeCurrent()}`;
+    name = `${packageName(platform)}@${VERSION}`;
+    const pkg = platformPackages[platform.key];
+    if (pkg === undefined) return `${name} is not among this module's npm: specifiers`;
     await pkg.manifest();
     const url = pkg.library();
-    return { path: fileURLToPath(url), source: `the platform package ${name}@${VERSION}` };
+    return { path: fileURLToPath(url), source: `the platform package ${name}` };
   } catch (error) {
-    return `${name}@${VERSION} could not be imported (${String(error)})`;
+    return `${name} could not be imported (${String(error)})`;
   }
 }
 
