@@ -383,7 +383,7 @@ export class KeyvShmCache {
    * new KeyvShmCache(new MemoryCache()).on("error", (e) => console.error(e));
    * ```
    */
-  on(event: string, listener: Listener): this {
+  on(event: string, listener: (...args: unknown[]) => void): this {
     const list = this.#listeners.get(event);
     if (list === undefined) this.#listeners.set(event, [listener]);
     else list.push(listener);

@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { libraryFile, PLATFORMS } from "../../lib/ffi/platform.ts";
+import { libraryFile, PLATFORMS, VERSION } from "../../lib/ffi/platform.ts";
+import { platformPackages } from "../../lib/ffi/platform_packages.js";
 import { ABI_VERSION, symbols } from "../../lib/ffi/symbols.ts";
 import { readLibrary } from "./_objects.ts";
 
@@ -57,6 +58,21 @@ for (const platform of PLATFORMS) {
     }
   });
 }
+
+// platform_packages.js is written out by hand (its specifiers must be
+// literals): it names exactly the platforms of platform.ts, each library file.
+Deno.test("platform_packages.js names every platform, at this version, with its library", () => {
+  assert.deepEqual(Object.keys(platformPackages).sort(), PLATFORMS.map((p) => p.key).sort());
+  const source = readFileSync(
+    new URL("../../lib/ffi/platform_packages.js", import.meta.url),
+    "utf8",
+  );
+  for (const p of PLATFORMS) {
+    const base = `"npm:@shm-cache/${p.key}@${VERSION}/`;
+    assert.ok(source.includes(`${base}package.json"`), `${p.key} manifest`);
+    assert.ok(source.includes(`${base}${libraryFile(p.os)}"`), `${p.key} library`);
+  }
+});
 
 // The one we can run: this machine's, opened as the loader opens it.
 const here = PLATFORMS.find((p) =>

@@ -182,6 +182,8 @@ const CACHE_OPTIONS = "{ dir: process.argv[2], capacity: 64, maxKeyBytes: 64, ma
 // Each app prints what it read and its own handle's hits.
 const BUN_APP = `import process from "node:process";
 import { SharedCache } from "shm-cache";
+import { KeyvShmCache } from "shm-cache/keyv";
+if (typeof KeyvShmCache !== "function") throw new Error("shm-cache/keyv");
 using cache = SharedCache.open("proof", ${CACHE_OPTIONS});
 cache.set("greeting", { from: "bun", n: 42 });
 for (let i = 0; i < 3; i++) if (cache.get("greeting") === undefined) throw new Error("miss");
