@@ -183,6 +183,8 @@ function packRoot(): string {
     ),
     types: exports["."] === undefined ? undefined : `${entries["."].replace(/\.ts$/, "")}.d.ts`,
     files: ["**/*.js", "**/*.d.ts", "README.md", "LICENSE"],
+    // The library's own runtime dependencies, as the repository pins them.
+    dependencies: repoManifest.dependencies,
     optionalDependencies: Object.fromEntries(PLATFORMS.map((p) => [packageName(p), VERSION])),
   });
   return pack(dir);

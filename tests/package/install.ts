@@ -85,8 +85,15 @@ function freePort(): number {
   return port;
 }
 
-/** verdaccio on a free port, storage in `dir`, no uplink: nothing leaves the machine. */
-async function startRegistry(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+/**
+ * verdaccio on a free port, storage in `dir`. Our packages (`shm-cache`,
+ * `@shm-cache/*`) exist only there; anything else (the library's own
+ * dependencies) it fetches from `upstream`, the registry npm uses here.
+ */
+async function startRegistry(
+  dir: string,
+  upstream: string,
+): Promise<{ url: string; stop: () => Promise<void> }> {
   const port = freePort();
   const config = join(dir, "config.yaml");
   writeFileSync(
@@ -96,10 +103,20 @@ async function startRegistry(dir: string): Promise<{ url: string; stop: () => Pr
       `auth:`,
       `  htpasswd:`,
       `    file: ${join(dir, "htpasswd")}`,
+      `uplinks:`,
+      `  upstream:`,
+      `    url: ${upstream}`,
       `packages:`,
+      `  "shm-cache":`,
+      `    access: $all`,
+      `    publish: $authenticated`,
+      `  "@shm-cache/*":`,
+      `    access: $all`,
+      `    publish: $authenticated`,
       `  "**":`,
       `    access: $all`,
       `    publish: $authenticated`,
+      `    proxy: upstream`,
       `log: { type: stdout, format: json, level: info }`,
       "",
     ].join("\n"),
@@ -232,7 +249,14 @@ Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads thr
   let sources: ReturnType<typeof serveSources> | undefined;
   try {
     Deno.mkdirSync(join(work, "registry"));
-    registry = await startRegistry(join(work, "registry"));
+    const upstream = ok(
+      await run("npm", ["config", "get", "registry"], work, {
+        ...Deno.env.toObject(),
+        HOME: Deno.env.get("HOME") ?? home,
+      }),
+      "npm config get registry",
+    ).stdout.trim();
+    registry = await startRegistry(join(work, "registry"), upstream);
     sources = serveSources();
     const npmrc = await npmrcFor(registry.url, work);
     const npmEnv = {
@@ -307,6 +331,16 @@ Deno.test("install proof: Bun writes through `bun add shm-cache`, Deno reads thr
     const remoteDir = join(work, "remote-app");
     Deno.mkdirSync(remoteDir);
     writeFileSync(join(remoteDir, "app.ts"), denoApp(`${sources.url}mod.ts`));
+    // JSR rewrites the sources' bare imports of the package's dependencies
+    // (package.json) to npm: specifiers when it publishes; over plain http,
+    // the app's import map does the same.
+    const dependencies: Record<string, string> = JSON.parse(
+      readFileSync(join(ROOT, "package.json"), "utf8"),
+    ).dependencies ?? {};
+    const imports = Object.fromEntries(
+      Object.entries(dependencies).map(([name, version]) => [name, `npm:${name}@${version}`]),
+    );
+    writeFileSync(join(remoteDir, "deno.json"), JSON.stringify({ imports }));
     const allowImport = `--allow-import=${new URL(sources.url).host}`;
     const remoteEnv = { ...denoEnv, DENO_DIR: join(work, "deno-dir-remote") };
     ok(
