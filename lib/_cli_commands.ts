@@ -72,11 +72,14 @@ const ls: Command = {
     if (path === undefined && options.dir !== undefined) {
       throw new CacheError("NotFound", `directory ${options.dir} does not exist`);
     }
-    const rows = (path === undefined ? [] : listCaches(options)).map((name) => {
+    type Row = { name: string; info?: CacheInfo; error?: { code: string; message: string } };
+    const rows = (path === undefined ? [] : listCaches(options)).flatMap((name): Row[] => {
       try {
-        return { name, info: inspectCache(name, options) };
+        return [{ name, info: inspectCache(name, options) }];
       } catch (e) {
-        return { name, error: errorJson(e) };
+        // Destroyed since the listing, or not created yet: not a cache now.
+        if (e instanceof CacheError && e.code === "NotFound") return [];
+        return [{ name, error: errorJson(e) }];
       }
     });
     if (parsed.values.json) {
@@ -320,8 +323,10 @@ const destroy: Command = {
     try {
       handles = inspectCache(name, options).handles;
     } catch (e) {
-      // A damaged file is what destroy is for; only a missing one is an error.
-      if (e instanceof CacheError && e.code === "NotFound") throw e;
+      // A damaged file is what destroy is for; only a missing one is an
+      // error (a file a creator never sized is NotFound to inspect, yet there).
+      const missing = e instanceof CacheError && e.code === "NotFound";
+      if (missing && !listCaches(options).includes(name)) throw e;
     }
     SharedCache.destroy(name, options);
     const note = handles > 0

@@ -65,7 +65,7 @@ const textDecoder = new TextDecoder();
  * @param name The cache's name.
  * @param options `dir`: the cache directory (default as for `SharedCache.open`).
  * @returns What the cache holds, who has it open, and its counters summed over all handles.
- * @throws {CacheError} `NotFound` when there is no such cache; `Corrupt`, `Mismatch` (another format) or `UnsafeDirectory` as `open` would.
+ * @throws {CacheError} `NotFound` when there is no such cache (or its file is still empty: being created); `Corrupt` (also for a FIFO or directory under its name), `Mismatch` (another format) or `UnsafeDirectory` as `open` would.
  * @example
  * ```ts
  * import { inspectCache, SharedCache } from "../mod.ts";

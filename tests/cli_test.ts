@@ -534,3 +534,34 @@ test("get prints what JSON cannot say (a structured cache's Map, NaN, bigint) wi
     await scope.cleanup();
   }
 });
+
+test("a cache file not yet sized by its creator is NotFound to inspectors and left out of ls, not Corrupt", async () => {
+  const scope = new Scope();
+  try {
+    const dir = scope.dir;
+    // What an inspector sees between a creator's O_CREAT and its taking
+    // the creation lock (or after a creator died right there).
+    writeFileSync(join(dir, "young.shmc"), "", { mode: 0o600 });
+    SharedCache.open("grown", { ...OPTIONS, dir }).close();
+    assert.throws(
+      () => inspectCache("young", { dir }),
+      (e: unknown) => isCacheError("NotFound")(e) && /being created/.test((e as Error).message),
+    );
+    const ls = run(["ls", "--dir", dir, "--json"]);
+    assert.equal(ls.code, 0, ls.err);
+    assert.deepEqual(JSON.parse(ls.out).map((r: { name: string }) => r.name), ["grown"]);
+    const stats = run(["stats", "young", "--dir", dir]);
+    assert.equal(stats.code, 1);
+    assert.match(stats.err, /NotFound: .*being created/);
+    // destroy still removes one that a dead creator left behind.
+    writeFileSync(join(dir, "left.shmc"), "", { mode: 0o600 });
+    const destroyed = run(["destroy", "left", "--dir", dir]);
+    assert.equal(destroyed.code, 0, destroyed.err);
+    assert.equal(existsSync(join(dir, "left.shmc")), false);
+    // A creator with the geometry still builds it.
+    using cache = SharedCache.open("young", { ...OPTIONS, dir });
+    assert.equal(inspectCache("young", { dir }).handles, 1);
+  } finally {
+    await scope.cleanup();
+  }
+});

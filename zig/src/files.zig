@@ -543,6 +543,12 @@ pub fn inspect(dir: []const u8, name: []const u8, pids: []u32, m: *Message) erro
     defer liveness.close_fd(fd);
     defer liveness.creation_release(fd);
     const st = sys.fstat(fd) catch return m.fail(.io, "cannot stat {s}/{s}{s}: errno {s}", .{ path, name, ext_data, sys.last_name() });
+    if (st.size == 0) {
+        // A creator's O_CREAT comes before its exclusive creation lock, so
+        // an inspector can take the lock in between: not a cache yet (as
+        // for an opener without geometry), and nothing is wrong with it.
+        return m.fail(.not_found, "cache {s} in {s} is being created (or its creator died before sizing it)", .{ name, path });
+    }
     if (st.size < region.header_bytes) {
         return m.fail(.corrupt, "{s}/{s}{s} is {d} bytes, smaller than a header: never finished, or not a shm-cache region", .{ path, name, ext_data, st.size });
     }
