@@ -38,6 +38,15 @@ function json<T>(r: Run): T {
   return JSON.parse(r.stdout) as T;
 }
 
+/** A process's state letter from /proc ("T" = stopped), or "gone". */
+function procState(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1][0];
+  } catch {
+    return "gone";
+  }
+}
+
 function isCacheError(code: string) {
   return (e: unknown) => e instanceof CacheError && e.code === code;
 }
@@ -291,12 +300,23 @@ test("ls and stats neither wait on a writer stuck mid-mutation nor change a byte
     const seed = SharedCache.open("stuck", { ...OPTIONS, dir });
     seed.set("k", "old");
     seed.close();
-    // Fault step 9: the writer parks inside an overwrite, lock held, seqlock odd.
-    const writer = scope.spawn("deno", ["park", dir, "stuck", "9", "set", "k", "new"]);
+    // Fault step 9 | 0x100: the writer stops itself (SIGSTOP) inside an
+    // overwrite, lock held, seqlock odd. Stopped, it writes no byte more:
+    // seq turns odd before step 9, so waiting for writerActive alone let
+    // the writer's own stores change the digest below under load.
+    const writer = scope.spawn("deno", [
+      "park",
+      dir,
+      "stuck",
+      String(0x100 | 9),
+      "set",
+      "k",
+      "new",
+    ]);
     await writer.line("parking");
     const deadline = Date.now() + 10_000;
-    while (!inspectCache("stuck", { dir }).writerActive) {
-      assert.ok(Date.now() < deadline, "the writer did not reach its fault step");
+    while (procState(writer.pid) !== "T") {
+      assert.ok(Date.now() < deadline, "the writer did not stop at its fault step");
       await new Promise((r) => setTimeout(r, 5));
     }
     const file = join(dir, "stuck.shmc");
