@@ -10,6 +10,9 @@
  * cache.get("user:1"); // { name: "Ada" }
  * ```
  *
+ * For a fleet of hosts, {@linkcode TieredCache} puts a Redis L2 behind each
+ * host's shared L1 and keeps the hosts' L1s coherent.
+ *
  * @module
  */
 
@@ -45,3 +48,19 @@ export {
   type MemoryCacheSetOptions,
   type MemoryCacheStats,
 } from "./lib/memory_cache.ts";
+export {
+  TieredCache,
+  type TieredCacheOptions,
+  type TieredCacheStats,
+  type TieredSerializer,
+  type TieredSetOptions,
+} from "./lib/tiered.ts";
+export {
+  type BunRedisClientLike,
+  bunRedisTransport,
+  type L2Connection,
+  type NodeRedisClientLike,
+  nodeRedisTransport,
+  type TieredTransport,
+  type TransportSubscription,
+} from "./lib/tiered_transport.ts";

@@ -22,7 +22,11 @@ export type CacheErrorCode =
   | "Full"
   | "Closed"
   | "NotFound"
-  | "LibraryNotFound";
+  | "LibraryNotFound"
+  /** TieredCache: a call ran past `hardTimeoutMs`, or an L2 command past its timeout. */
+  | "Timeout"
+  /** TieredCache: Redis failed, timed out, or its circuit breaker is open (thrown only with `suppressL2Errors: false`). */
+  | "L2Unavailable";
 
 /**
  * An error raised by shm-cache with a machine-readable `code`.

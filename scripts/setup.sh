@@ -8,6 +8,8 @@
 #   .tools/zig/      Zig, from PyPI, at the version in scripts/requirements-zig.txt
 #   node_modules/    Deno, Bun, mitata and @types/node, from package-lock.json
 #   zig/zig-out/lib/ libshm_cache.so (Linux) or libshm_cache.dylib (macOS)
+#   redis-server     Debian's package, for the TieredCache tests (installed
+#                    with apt-get when missing and run as root)
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -99,6 +101,26 @@ build_native() {
   bash scripts/native.sh build
 }
 
+# The TieredCache tests start their own redis-server (tests/_redis.ts). As
+# root on Debian or Ubuntu it is installed when missing; elsewhere the tests
+# say how to get it.
+install_redis() {
+  if command -v redis-server >/dev/null 2>&1 || [[ -x /usr/bin/redis-server ]]; then
+    shm_cache_log "redis-server: present"
+    return 0
+  fi
+  if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    shm_cache_log "redis-server: missing (install it for the TieredCache tests, e.g. apt-get install redis-server)"
+    return 0
+  fi
+  local started=$SECONDS
+  shm_cache_log "redis-server: apt-get install redis-server"
+  run_quiet apt-get update
+  run_quiet env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+  shm_cache_log "redis-server: $(redis-server --version | cut -d ' ' -f 3) ($((SECONDS - started)) s)"
+}
+
 install_zig
 install_node_modules
 build_native
+install_redis

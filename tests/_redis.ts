@@ -1,0 +1,223 @@
+/**
+ * A real redis-server for tests: on a free loopback port, without
+ * persistence, ready when it says so on stdout (no sleeps). Stop, pause
+ * (SIGSTOP), kill (SIGKILL) and restart it on the same port. `close()` in a
+ * `finally` ends it whatever happened.
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import process from "node:process";
+import { createClient } from "redis";
+import {
+  bunRedisTransport,
+  type NodeRedisClientLike,
+  nodeRedisTransport,
+  type TieredTransport,
+  type TransportSubscription,
+} from "../mod.ts";
+
+/** The redis-server binary: `$REDIS_SERVER`, else Debian's, else PATH. */
+function binary(): string {
+  const env = process.env.REDIS_SERVER;
+  if (env) return env;
+  return existsSync("/usr/bin/redis-server") ? "/usr/bin/redis-server" : "redis-server";
+}
+
+/** A port the OS reports free on 127.0.0.1 now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server child process. */
+export class RedisServer {
+  #proc: ChildProcess | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  port = 0;
+
+  private constructor() {}
+
+  /** Starts a server on a free port (a port taken meanwhile: another one). */
+  static async start(): Promise<RedisServer> {
+    const server = new RedisServer();
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      server.port = await freePort();
+      try {
+        await server.#spawn();
+        return server;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number {
+    return this.#proc?.pid ?? 0;
+  }
+
+  /** Spawns on `this.port`; resolves when it accepts connections, rejects if it exits first or takes over 20 s. */
+  #spawn(): Promise<void> {
+    const proc = spawn(binary(), [
+      "--port",
+      String(this.port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--daemonize",
+      "no",
+    ], { stdio: ["ignore", "pipe", "pipe"] });
+    this.#proc = proc;
+    this.#exited = new Promise((resolve) => proc.once("exit", () => resolve()));
+    return new Promise<void>((resolve, reject) => {
+      let out = "";
+      const timer = setTimeout(
+        () => fail(new Error(`redis-server not ready in 20 s: ${out}`)),
+        20_000,
+      );
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        proc.kill("SIGKILL");
+        reject(error);
+      };
+      proc.once(
+        "error",
+        (error) =>
+          fail(
+            new Error(
+              `cannot start ${binary()}: ${error.message}. Run scripts/setup.sh (it installs redis-server)`,
+            ),
+          ),
+      );
+      const early = (code: number | null) =>
+        fail(new Error(`redis-server exited with ${code}: ${out}`));
+      proc.once("exit", early);
+      proc.stdout!.setEncoding("utf8");
+      proc.stdout!.on("data", (chunk: string) => {
+        if (out.length < 10_000) out += chunk;
+        if (out.includes("Ready to accept connections")) {
+          clearTimeout(timer);
+          proc.removeListener("exit", early);
+          resolve();
+        }
+      });
+      proc.stderr!.resume();
+    });
+  }
+
+  /** Sends a real signal to the server. */
+  signal(signal: NodeJS.Signals): void {
+    const pid = this.#proc?.pid;
+    if (pid === undefined || this.#proc?.exitCode !== null || this.#proc?.signalCode !== null) {
+      return;
+    }
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone already.
+    }
+  }
+
+  /** SIGKILLs the server and waits for it to be gone. */
+  async kill(): Promise<void> {
+    this.signal("SIGCONT");
+    this.signal("SIGKILL");
+    await this.#exited;
+  }
+
+  /** Starts a new server on the same port (after `kill`), empty. */
+  async restart(): Promise<void> {
+    await this.kill();
+    let lastError: unknown;
+    // The port may linger a moment after the kill; bounded retries.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        await this.#spawn();
+        return;
+      } catch (error) {
+        lastError = error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    throw lastError;
+  }
+
+  /** Ends the server. Idempotent. */
+  async close(): Promise<void> {
+    await this.kill();
+  }
+}
+
+/**
+ * A transport over this runtime's client (Bun's RedisClient under Bun, the
+ * redis npm client elsewhere), or over node-redis when `kind` says so.
+ */
+export async function clientTransport(
+  url: string,
+  kind: "runtime" | "node-redis" = "runtime",
+): Promise<TieredTransport> {
+  // deno-lint-ignore no-explicit-any
+  const bun = (globalThis as any).Bun;
+  if (kind === "runtime" && bun !== undefined) {
+    const client = new bun.RedisClient(url, { enableOfflineQueue: false });
+    await client.connect();
+    return bunRedisTransport(client, { owned: true });
+  }
+  const client = createClient({ url, disableOfflineQueue: true });
+  client.on("error", () => {});
+  await client.connect();
+  return nodeRedisTransport(client as unknown as NodeRedisClientLike, { owned: true });
+}
+
+/**
+ * Wraps a transport: counts commands, and lets a test hold a command's
+ * reply until it says so (`hold` returns a gate for the commands it picks).
+ */
+export class GatedTransport implements TieredTransport {
+  readonly inner: TieredTransport;
+  /** Every command sent, but heartbeats and bus publishes. */
+  readonly sent: string[][] = [];
+  /** Picks commands to hold: resolves the reply only when the returned promise does. */
+  hold: ((args: readonly string[]) => Promise<void> | undefined) | undefined;
+
+  constructor(inner: TieredTransport) {
+    this.inner = inner;
+  }
+
+  async send(args: readonly string[]): Promise<unknown> {
+    if (args[0] !== "PUBLISH") this.sent.push([...args]);
+    const gate = this.hold?.(args);
+    const reply = await this.inner.send(args);
+    if (gate !== undefined) await gate;
+    return reply;
+  }
+
+  subscribe(
+    channels: readonly string[],
+    onMessage: (channel: string, message: string) => void,
+    onGap: () => void,
+  ): Promise<TransportSubscription> {
+    return this.inner.subscribe(channels, onMessage, onGap);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

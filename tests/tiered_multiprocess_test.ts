@@ -1,0 +1,213 @@
+/**
+ * TieredCache across processes: two simulated hosts (L1 directories), each
+ * with a Deno process (the redis npm client) and a Bun process (Bun's
+ * RedisClient), on one real redis-server. Cross-host invalidation from
+ * every writer to every reader, with its latency; one listener per host;
+ * the listener SIGKILLed and another process of the host taking over, the
+ * entries filled before the takeover then stale.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { test } from "./_harness.ts";
+import { root, type Runtime, runtimeCommand } from "./_proc.ts";
+import { RedisServer } from "./_redis.ts";
+import type { TieredCacheStats } from "../mod.ts";
+
+const CHILD = join(root, "tests/_tiered_child.ts");
+
+/** One host process, driven by JSON commands. */
+class Proc {
+  readonly label: string;
+  readonly proc: ChildProcess;
+  readonly ready: Promise<void>;
+  readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  #next = 0;
+  #stderr = "";
+
+  constructor(runtime: Runtime, host: string, args: string[]) {
+    this.label = `${runtime}@${host}`;
+    const [cmd, argv] = runtimeCommand(runtime, CHILD, args);
+    this.proc = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"] });
+    this.proc.stderr!.setEncoding("utf8");
+    this.proc.stderr!.on("data", (chunk: string) => {
+      if (this.#stderr.length < 20_000) this.#stderr += chunk;
+    });
+    let ready!: () => void;
+    let failed!: (e: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      ready = resolve;
+      failed = reject;
+    });
+    const timer = setTimeout(
+      () => failed(new Error(`${this.label} not ready: ${this.#stderr}`)),
+      30_000,
+    );
+    this.proc.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      const error = new Error(`${this.label} exited (${code ?? signal}): ${this.#stderr}`);
+      failed(error);
+      for (const p of this.#pending.values()) p.reject(error);
+      this.#pending.clear();
+    });
+    createInterface({ input: this.proc.stdout! }).on("line", (line) => {
+      if (line === "ready") {
+        clearTimeout(timer);
+        ready();
+      } else if (line.startsWith("R ")) {
+        const reply = JSON.parse(line.slice(2));
+        const p = this.#pending.get(reply.id);
+        this.#pending.delete(reply.id);
+        if (reply.ok) p?.resolve(reply.result);
+        else p?.reject(new Error(`${this.label}: ${reply.error}`));
+      }
+    });
+  }
+
+  /** Sends a command; its reply within 30 s, or an error. */
+  call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = ++this.#next;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`${this.label}: no reply to ${op} in 30 s`));
+      }, 30_000);
+      this.#pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.proc.stdin!.write(`${JSON.stringify({ id, op, ...args })}\n`);
+    });
+  }
+
+  stats(): Promise<TieredCacheStats> {
+    return this.call<TieredCacheStats>("stats");
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      try {
+        process.kill(this.proc.pid!, signal);
+      } catch {
+        // Gone.
+      }
+    }
+  }
+}
+
+async function until(
+  condition: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** The listeners among `procs` (one host's processes). */
+async function listeners(procs: Proc[]): Promise<Proc[]> {
+  const stats = await Promise.all(procs.map((p) => p.stats()));
+  return procs.filter((_, i) => stats[i].listening && stats[i].busLive);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+test(
+  "tiered across processes: two hosts of Deno and Bun processes stay coherent; a killed listener is replaced",
+  async () => {
+    const redis = await RedisServer.start();
+    const dirs = [mkdtempSync(join(tmpdir(), "shmc-h1-")), mkdtempSync(join(tmpdir(), "shmc-h2-"))];
+    const name = `tiered-mp-${process.pid}`;
+    const procs: Proc[] = [];
+    try {
+      const hosts = dirs.map((dir, h) =>
+        (["deno", "bun"] as const).map((rt) => {
+          const p = new Proc(rt, `h${h + 1}`, [name, dir, redis.url]);
+          procs.push(p);
+          return p;
+        })
+      );
+      await Promise.all(procs.map((p) => p.ready));
+      for (const host of hosts) {
+        await until(async () => (await listeners(host)).length === 1, "one live listener per host");
+      }
+      assert.equal((await listeners(hosts[0])).length, 1);
+      assert.equal((await listeners(hosts[1])).length, 1);
+
+      // Every process writes in turn; every other process must read the new value.
+      const latencies: number[] = [];
+      let n = 0;
+      for (const writer of procs) {
+        n++;
+        const readers = procs.filter((p) => p !== writer);
+        const seen = readers.map((r) => r.call<number>("until", { key: "k", value: n }));
+        const before = Date.now();
+        await writer.call("set", { key: "k", value: n });
+        const at = await Promise.all(seen);
+        for (let i = 0; i < readers.length; i++) {
+          const sameHost = hosts.some((h) => h.includes(writer) && h.includes(readers[i]));
+          if (!sameHost) latencies.push(Math.max(0, at[i] - before));
+        }
+      }
+      latencies.sort((x, y) => x - y);
+      console.log(
+        `cross-host set visible after: p50 ${percentile(latencies, 0.5)} ms, max ${
+          latencies.at(-1)
+        } ms (${latencies.length} samples)`,
+      );
+
+      // Tags and clear reach every host.
+      await procs[0].call("set", { key: "t", value: "tagged", tags: ["x"] });
+      for (const p of procs) assert.equal(await p.call("get", { key: "t" }), "tagged");
+      await procs[3].call("deleteByTag", { tag: "x" });
+      for (const p of procs) await p.call("until", { key: "t", value: null });
+
+      // The listener of host 1 dies; the other process of host 1 takes over.
+      const [h1Listener] = await listeners(hosts[0]);
+      const survivor = hosts[0].find((p) => p !== h1Listener)!;
+      await procs[2].call("set", { key: "p", value: "before" });
+      await survivor.call("until", { key: "p", value: "before" });
+      const hitsBefore = (await survivor.stats()).l2Hits;
+      h1Listener.kill("SIGKILL");
+      await until(
+        async () => (await listeners([survivor])).length === 1,
+        "the survivor to take over",
+      );
+      // Filled before the takeover: stale now, read again from L2.
+      assert.equal(await survivor.call("get", { key: "p" }), "before");
+      assert.equal((await survivor.stats()).l2Hits, hitsBefore + 1);
+      // And the new listener applies host 2's writes.
+      await procs[3].call("set", { key: "p", value: "after" });
+      await survivor.call("until", { key: "p", value: "after" });
+      const stats = await survivor.stats();
+      assert.ok(stats.invalidationsApplied >= 1, JSON.stringify(stats));
+    } finally {
+      for (const p of procs) p.kill("SIGKILL");
+      await Promise.all(
+        procs.map((p) =>
+          p.proc.exitCode !== null || p.proc.signalCode !== null
+            ? undefined
+            : new Promise((resolve) => p.proc.once("exit", resolve))
+        ),
+      );
+      await redis.close();
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { timeoutMs: 120_000 },
+);
