@@ -14,6 +14,7 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { setImmediate } from "node:timers";
 import { TieredCache } from "../mod.ts";
+import { runtimeL2 } from "../tests/_redis.ts";
 
 const [kind, url, name, dir] = process.argv.slice(2);
 const now = () => performance.timeOrigin + performance.now();
@@ -21,9 +22,10 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 let get: (key: string) => Promise<unknown>;
 if (kind === "tiered") {
+  const { l2 } = await runtimeL2(url);
   const cache = await TieredCache.open(name, {
     l1: { dir, capacity: 10_000, maxKeyBytes: 256, maxValueBytes: 4096 },
-    l2: { url },
+    l2,
     heartbeatMs: 200,
   });
   while (!cache.stats().busLive) await new Promise((resolve) => setTimeout(resolve, 5));

@@ -48,7 +48,9 @@ import {
  * ```
  */
 export interface TieredSerializer {
+  /** The text stored in Redis for `value`. */
   stringify(value: unknown): string;
+  /** The value back from its text. */
   parse(text: string): unknown;
 }
 
@@ -68,7 +70,7 @@ export interface TieredSerializer {
 export interface TieredCacheOptions {
   /** The host's L1 ({@linkcode SharedCache} options; `ttlMs` is TieredCache's). Defaults: capacity 4,096, maxKeyBytes 256, maxValueBytes 8,192 (a region of about 34 MB; size it for real use). */
   l1?: Partial<Omit<SharedCacheOptions, "ttlMs">>;
-  /** Where Redis is (`url`, `client` or `transport`), and how to talk to it. */
+  /** Where Redis is (`url` under Bun, `client` or `transport`), and how to talk to it. */
   l2: L2Connection & {
     /** Prefix of every Redis key and channel (default `shmc:{<name>}:`). */
     prefix?: string;
@@ -344,10 +346,10 @@ export class TieredCache implements AsyncDisposable {
     const l1Options = { ...DEFAULT_L1, ...options.l1 };
     if ("ttlMs" in l1Options) throw new TypeError("l1.ttlMs is not an option: use ttlMs");
     // Every option is checked before anything is created.
-    checkL2Connection(l2Options);
     for (const key of ["ttlMs", "graceMs", "softTimeoutMs", "hardTimeoutMs"] as const) {
       checkMs(key, options[key], 1, key === "graceMs" || key === "softTimeoutMs" ? 0 : 1);
     }
+    checkL2Connection(l2Options);
     const l1 = SharedCache.open(name, l1Options);
     let transport: { transport: TieredTransport; owned: boolean } | undefined;
     try {

@@ -1,10 +1,9 @@
 /**
  * The one interface {@linkcode TieredCache} needs from a Redis client, and
  * one adapter per client: Bun's built-in `RedisClient` and the `redis` npm
- * client (node-redis, used under Deno and Node). Neither client is a
- * dependency of this module: an adapter only calls the client it is given,
- * and {@linkcode openTransport} imports `redis` dynamically, only when asked
- * for a URL outside Bun.
+ * client (node-redis, used under Deno). Neither client is a dependency of
+ * this module: an adapter only calls the client it is given; a URL opens
+ * Bun's own client, and elsewhere the caller passes a node-redis client.
  *
  * A transport carries commands and one subscription. It reports a gap
  * (`onGap`) whenever the subscription's connection was lost, since messages
@@ -74,15 +73,22 @@ export interface TieredTransport {
  * ```
  */
 export interface BunRedisClientLike {
+  /** Sends a raw command. */
   send(command: string, args: string[]): Promise<unknown>;
+  /** A new client with the same options (for the subscription). */
   duplicate(): Promise<BunRedisClientLike>;
+  /** Subscribes this client to `channels`. */
   subscribe(
     channels: string | string[],
     listener: (message: string, channel: string) => void,
   ): Promise<unknown>;
+  /** Connects (or reconnects). */
   connect(): Promise<void>;
+  /** Closes the connection. */
   close(): void;
+  /** Runs on every connection, the first and each reconnection. */
   onconnect: null | (() => void);
+  /** Runs when the connection is closed for good. */
   onclose: null | ((error: Error) => void);
 }
 
@@ -95,17 +101,26 @@ export interface BunRedisClientLike {
  * ```
  */
 export interface NodeRedisClientLike {
+  /** Sends a raw command. */
   sendCommand(args: string[]): Promise<unknown>;
+  /** A new, unconnected client with the same options (for the subscription). */
   duplicate(): NodeRedisClientLike;
+  /** Connects. */
   connect(): Promise<unknown>;
+  /** Subscribes this client to `channels`. */
   subscribe(
     channels: string | string[],
     listener: (message: string, channel: string) => void,
   ): Promise<unknown>;
+  /** Adds an event listener (`error`, `reconnecting`, `end`, ...). */
   on(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Closes the client (node-redis 5 and later). */
   close?(): Promise<unknown>;
+  /** Closes the client (node-redis 4). */
   quit?(): Promise<unknown>;
+  /** Closes the client at once. */
   destroy?(): unknown;
+  /** True while connected. */
   readonly isOpen?: boolean;
 }
 
@@ -278,7 +293,7 @@ export function nodeRedisTransport(
  * ```
  */
 export interface L2Connection {
-  /** `redis://host:port`: opens a client of its own (Bun's `RedisClient` under Bun, else the `redis` npm package, which must then be installed). */
+  /** `redis://host:port`: under Bun, opens a `RedisClient` of its own. Elsewhere pass `client`. */
   url?: string;
   /** A connected client: Bun's `RedisClient` or node-redis's. Not closed by TieredCache. */
   client?: unknown;
@@ -310,7 +325,19 @@ export function checkL2Connection(l2: L2Connection): void {
     throw new TypeError(
       `l2.url must be a redis:// or rediss:// URL, got ${JSON.stringify(l2.url)}`,
     );
+  } else if (!hasBunRedis()) {
+    throw new TypeError(NO_URL_CLIENT);
   }
+}
+
+/** Why `l2.url` fails outside Bun. */
+const NO_URL_CLIENT =
+  "l2.url needs Bun's built-in RedisClient; elsewhere pass l2.client, a connected client of the redis npm package: createClient({ url, disableOfflineQueue: true })";
+
+/** True where Bun's built-in RedisClient exists. */
+function hasBunRedis(): boolean {
+  // deno-lint-ignore no-explicit-any
+  return (globalThis as any).Bun?.RedisClient !== undefined;
 }
 
 /** Makes the transport `l2` describes; `owned` when TieredCache must close it. */
@@ -328,7 +355,7 @@ export async function openTransport(
   const url = l2.url as string;
   // deno-lint-ignore no-explicit-any
   const bun = (globalThis as any).Bun;
-  if (bun?.RedisClient !== undefined) {
+  if (hasBunRedis()) {
     // No offline queue: a command sent while disconnected fails at once
     // instead of running late (see TieredTransport.send).
     const client = new bun.RedisClient(url, {
@@ -339,23 +366,5 @@ export async function openTransport(
     await client.connect();
     return { transport: bunRedisTransport(client, { owned: true }), owned: true };
   }
-  // A variable specifier: the package is optional, resolved only here.
-  const specifier = "redis";
-  let mod: { createClient(options: unknown): NodeRedisClientLike };
-  try {
-    mod = await import(specifier);
-  } catch (cause) {
-    throw new TypeError(
-      "l2.url outside Bun needs the redis npm package (npm install redis), or pass l2.client",
-      { cause },
-    );
-  }
-  const client = mod.createClient({
-    url,
-    disableOfflineQueue: true,
-    socket: { connectTimeout: connectTimeoutMs },
-  });
-  client.on("error", () => {});
-  await client.connect();
-  return { transport: nodeRedisTransport(client, { owned: true }), owned: true };
+  throw new TypeError(NO_URL_CLIENT);
 }

@@ -12,6 +12,7 @@ import process from "node:process";
 import { createClient } from "redis";
 import {
   bunRedisTransport,
+  type L2Connection,
   type NodeRedisClientLike,
   nodeRedisTransport,
   type TieredTransport,
@@ -163,6 +164,31 @@ export class RedisServer {
   async close(): Promise<void> {
     await this.kill();
   }
+}
+
+/**
+ * What a test passes as `l2` for this runtime: `{ url }` under Bun (Bun's
+ * RedisClient, opened by TieredCache), else `{ client }`, a connected
+ * node-redis client, with the function that closes it.
+ */
+export async function runtimeL2(
+  url: string,
+): Promise<{ l2: L2Connection; close(): Promise<void> }> {
+  // deno-lint-ignore no-explicit-any
+  if ((globalThis as any).Bun !== undefined) return { l2: { url }, close: () => Promise.resolve() };
+  const client = createClient({ url, disableOfflineQueue: true });
+  client.on("error", () => {});
+  await client.connect();
+  return {
+    l2: { client },
+    close: async () => {
+      try {
+        await client.close();
+      } catch {
+        client.destroy();
+      }
+    },
+  };
 }
 
 /**

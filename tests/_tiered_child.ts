@@ -11,11 +11,13 @@
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { TieredCache } from "../mod.ts";
+import { runtimeL2 } from "./_redis.ts";
 
 const [name, dir, url] = process.argv.slice(2);
+const { l2 } = await runtimeL2(url);
 const cache = await TieredCache.open(name, {
   l1: { dir, capacity: 1_000, maxKeyBytes: 128, maxValueBytes: 4_096 },
-  l2: { url, timeoutMs: 500 },
+  l2: { ...l2, timeoutMs: 500 },
   graceMs: 60_000,
   heartbeatMs: 100,
   electionMs: 20,

@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { runtime, test } from "./_harness.ts";
-import { clientTransport, GatedTransport, RedisServer } from "./_redis.ts";
+import { clientTransport, GatedTransport, RedisServer, runtimeL2 } from "./_redis.ts";
 import { CacheError, SharedCache, TieredCache, type TieredCacheOptions } from "../mod.ts";
 
 const L1 = { capacity: 1_000, maxKeyBytes: 128, maxValueBytes: 4_096 };
@@ -44,6 +44,7 @@ class Fleet {
   readonly #dirs: string[] = [];
   readonly #caches: TieredCache[] = [];
   readonly #raws: SharedCache[] = [];
+  readonly #clients: Array<() => Promise<void>> = [];
 
   constructor(redis: RedisServer) {
     this.redis = redis;
@@ -58,12 +59,20 @@ class Fleet {
 
   /** Opens the fleet's cache on host `dir`. */
   async open(dir: string, options: Partial<TieredCacheOptions> = {}): Promise<TieredCache> {
+    let l2 = options.l2;
+    if (l2 === undefined || (l2.url !== undefined && runtime !== "bun")) {
+      // This runtime's client: a URL under Bun, a node-redis client elsewhere.
+      const { url, ...rest } = l2 ?? {};
+      const made = await runtimeL2(url ?? this.redis.url);
+      this.#clients.push(made.close);
+      l2 = { ...rest, ...made.l2 };
+    }
     const cache = await TieredCache.open(this.name, {
       heartbeatMs: 100,
       electionMs: 20,
       ...options,
       l1: { ...L1, dir, ...options.l1 },
-      l2: { timeoutMs: 300, ...(options.l2 ?? { url: this.redis.url }) },
+      l2: { timeoutMs: 300, ...l2 },
     });
     this.#caches.push(cache);
     return cache;
@@ -79,6 +88,7 @@ class Fleet {
   async close(): Promise<void> {
     for (const raw of this.#raws) raw.close();
     await Promise.allSettled(this.#caches.map((c) => c.close()));
+    await Promise.allSettled(this.#clients.map((close) => close()));
     await this.redis.close();
     for (const dir of this.#dirs) rmSync(dir, { recursive: true, force: true });
   }
@@ -506,6 +516,16 @@ test("tiered: bad arguments get clear errors", async () => {
     );
     await assert.rejects(
       TieredCache.open("x", { l1: { dir }, l2: { url: "redis://127.0.0.1:1" }, graceMs: -1 }),
+      RangeError,
+    );
+    if (runtime !== "bun") {
+      await assert.rejects(
+        TieredCache.open("x", { l1: { dir }, l2: { url: "redis://127.0.0.1:1" } }),
+        /l2.url needs Bun's built-in RedisClient/,
+      );
+    }
+    await assert.rejects(
+      TieredCache.open("x", { l1: { dir }, l2: { url: "redis://127.0.0.1:1" }, ttlMs: 0 }),
       RangeError,
     );
     assert.deepEqual(readdirSync(dir), []);
