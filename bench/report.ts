@@ -35,6 +35,24 @@ const multi = {
 const eviction = load("eviction.json");
 const native = load("native.json");
 
+/**
+ * bench/results/NOTE.md: what the person who ran the suite saw of the run's
+ * conditions (a shared machine, say). Its first line is "revision: R", the
+ * revision the results were taken at; a note about other results is left out.
+ */
+function runNote(): string | undefined {
+  const path = join(RESULTS_DIR, "NOTE.md");
+  if (!existsSync(path)) return undefined;
+  const [first, ...rest] = readFileSync(path, "utf8").split("\n");
+  const revision = /^revision: (\S+)/.exec(first)?.[1];
+  const results = peers.bun?.revision ?? peers.deno?.revision;
+  if (revision === undefined || results === undefined || !results.startsWith(revision)) {
+    console.error(`bench/results/NOTE.md is about revision ${revision}, not ${results}: left out`);
+    return undefined;
+  }
+  return rest.join("\n").trim();
+}
+
 // ---------------------------------------------------------------- formatting
 
 function fmtNs(ns: number): string {
@@ -367,6 +385,8 @@ function targets(): Target[] {
 }
 
 function sectionTargets(): void {
+  const note = runNote();
+  if (note) say(`**About this run.** ${note}`, "");
   say("## Targets", "");
   say(
     "Each figure is a ratio measured within one round of one run (same process, same machine, same minute), then the median over rounds, with the lowest and highest round in brackets.",
