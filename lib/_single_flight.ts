@@ -549,6 +549,8 @@ function enclosing(group: FlightGroup, key: string): Running | undefined {
   return undefined;
 }
 
+/** The longest delay timers take: a longer one fires at once in every runtime. */
+const TIMER_MS_MAX = 2 ** 31 - 1;
 const MISS: unique symbol = Symbol("miss");
 const KEY_TOO_LARGE: unique symbol = Symbol("key too large");
 const AsyncFunction = (async () => {}).constructor;
@@ -702,7 +704,7 @@ export class FlightGroup {
           this.#end(own, call, null);
           reject(error);
         }
-      }, call.waitTimeoutMs);
+      }, Math.min(call.waitTimeoutMs, TIMER_MS_MAX));
       result.then(
         (value) => {
           clearTimeout(timer);

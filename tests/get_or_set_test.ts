@@ -420,3 +420,22 @@ test("getOrSet: a synchronous caller never gets a promise, even while an async c
   // Both stored; the later write wins.
   assert.equal(cache.get("k"), "async");
 });
+
+test("memoize: waitTimeoutMs past the timers' range (Infinity) still joins, never times out at once", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  let calls = 0;
+  const f = memoize(async (n: number) => {
+    calls++;
+    await gate;
+    return n;
+  }, { waitTimeoutMs: Infinity });
+  const a = f(1);
+  const b = f(1);
+  // Let a timer that fired at once (a delay past 2^31 - 1 ms does) run.
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  release();
+  assert.deepEqual(await Promise.all([a, b]), [1, 1]);
+  assert.equal(calls, 1);
+  assert.equal(f.stats().inflightTimeouts, 0);
+});

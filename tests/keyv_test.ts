@@ -8,7 +8,7 @@
  * through another handle's (the shared L1).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -188,4 +188,11 @@ test("keyv: a value over maxValueBytes is an error event, not a crash; the adapt
   } finally {
     space.dispose();
   }
+});
+
+test("keyv: lib/keyv.ts imports nothing at run time (types only)", () => {
+  const source = readFileSync(new URL("../lib/keyv.ts", import.meta.url), "utf8");
+  const imports = source.split("\n").filter((line) => /^\s*import\s/.test(line));
+  assert.ok(imports.length > 0);
+  for (const line of imports) assert.match(line, /^import type /, line);
 });
