@@ -63,8 +63,11 @@ export class Child {
     this.proc.stderr!.on("data", (chunk: string) => {
       this.stderr += chunk;
     });
+    // "close", not "exit": the exit event may come before the last of the
+    // child's output has been read, and a line it printed just before
+    // exiting would then look never printed.
     this.exited = new Promise((resolve) => {
-      this.proc.on("exit", (code, signal) => {
+      this.proc.on("close", (code, signal) => {
         this.#exited = true;
         for (const w of this.#waiters.splice(0)) w();
         resolve({ code, signal });
