@@ -95,11 +95,16 @@ for (const { backend, make } of BACKENDS) {
   test(`increment (${backend}): ttlMs applies to a new counter; increments keep its expiry`, async () => {
     const { cache, dispose } = make();
     try {
-      assert.equal(cache.increment("w", 1, { ttlMs: 150 }), 1);
-      await sleep(60);
-      // A window that slid with each increment would now last until ~210 ms.
-      assert.equal(cache.increment("w", 1, { ttlMs: 10_000 }), 2);
-      await sleep(130);
+      const created = performance.now();
+      assert.equal(cache.increment("w", 1, { ttlMs: 1_500 }), 1);
+      // A window that slid with each increment would now last 100 s.
+      const second = cache.increment("w", 1, { ttlMs: 100_000 });
+      // A machine too loaded to increment twice within 1.4 s cannot tell.
+      if (performance.now() - created >= 1_400) return;
+      assert.equal(second, 2);
+      // Wait on the clock past the counter's own deadline.
+      // Bound: 1.5 s from creation, plus one timer's lateness.
+      while (performance.now() - created < 1_600) await sleep(50);
       assert.equal(cache.has("w"), false, "the increment extended the counter's window");
       assert.equal(cache.increment("w"), 1, "an expired counter starts again");
     } finally {

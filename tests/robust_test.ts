@@ -333,18 +333,19 @@ test("a writer killed at every step of every mutation is recovered consistently"
           "park",
           scope.dir,
           name,
-          String(s.step),
+          // 0x100: the writer stops itself (SIGSTOP) at the step, so "stopped"
+          // means "at the step". Waiting for the seqlock to go odd instead
+          // raced: the kill could land before the step (an overwrite that
+          // should be committed was not yet).
+          String(s.step | 0x100),
           ...s.op,
           `--capacity=${capacity}`,
         ]);
         await writer.line("parking");
+        await until(() => procState(writer.pid) === "T", 10_000, `${s.what}: writer at the step`);
         if (s.step === 10) {
-          await until(
-            () => cache.stats().lockOwnerPid === writer.pid,
-            10_000,
-            `${s.what}: lock held`,
-          );
-        } else await until(() => cache._writerActive(), 10_000, `${s.what}: writer mid-mutation`);
+          assert.equal(cache.stats().lockOwnerPid, writer.pid, `${s.what}: lock held`);
+        } else assert.ok(cache._writerActive(), `${s.what}: writer mid-mutation`);
         writer.kill("SIGKILL");
         await writer.wait();
         // The first operation after the kill is a read: readers recover too.
