@@ -4,7 +4,8 @@
  * RedisClient under Bun, the redis npm client under Deno), prints "ready",
  * then answers one JSON command per stdin line with `R <json>` on stdout.
  *
- * Commands: set, get, delete, deleteByTag, clear, stats, and
+ * Commands: set, get, getOrSet (a 300 ms loader returning `value`), delete,
+ * deleteByTag, clear, stats, and
  * `until {key, value, timeoutMs}`, which polls `get` until it returns
  * `value` and answers with the time it first did (Date.now()).
  */
@@ -47,6 +48,13 @@ async function run(c: Command): Promise<unknown> {
       return await cache.clear();
     case "stats":
       return cache.stats();
+    case "getOrSet":
+      // A loader that takes a while, as a real one would: the other
+      // processes' calls either wait for it or find its value.
+      return await cache.getOrSet(c.key!, async () => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return c.value;
+      });
     case "until": {
       const deadline = Date.now() + (c.timeoutMs ?? 10_000);
       const want = JSON.stringify(c.value);

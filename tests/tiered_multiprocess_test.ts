@@ -3,6 +3,7 @@
  * with a Deno process (the redis npm client) and a Bun process (Bun's
  * RedisClient), on one real redis-server. Cross-host invalidation from
  * every writer to every reader, with its latency; one listener per host;
+ * getOrSet from every process at once loads once per host at most;
  * the listener SIGKILLed and another process of the host taking over, the
  * entries filled before the takeover then stale.
  */
@@ -170,6 +171,20 @@ test(
           latencies.at(-1)
         } ms (${latencies.length} samples)`,
       );
+
+      // getOrSet: the loader runs once per host, whichever runtime calls it.
+      const loadsBefore = await Promise.all(procs.map(async (p) => (await p.stats()).loads));
+      const got = await Promise.all(
+        procs.map((p) => p.call("getOrSet", { key: "g", value: "loaded" })),
+      );
+      assert.deepEqual(got, ["loaded", "loaded", "loaded", "loaded"]);
+      const loads = await Promise.all(
+        procs.map(async (p, i) => (await p.stats()).loads - loadsBefore[i]),
+      );
+      for (const host of hosts) {
+        const perHost = host.reduce((sum, p) => sum + loads[procs.indexOf(p)], 0);
+        assert.ok(perHost <= 1, `one load per host at most, got ${JSON.stringify(loads)}`);
+      }
 
       // Tags and clear reach every host.
       await procs[0].call("set", { key: "t", value: "tagged", tags: ["x"] });
