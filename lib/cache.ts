@@ -35,7 +35,7 @@ import {
   type GetOrSetOptions,
   newFlightCounts,
 } from "./_single_flight.ts";
-import { type Native, type NativeHandle, STATS } from "./ffi/symbols.ts";
+import { CONSTANTS, type Native, type NativeHandle, STATS } from "./ffi/symbols.ts";
 
 /**
  * Options of {@linkcode SharedCache.open}. The geometry (`capacity`,
@@ -177,10 +177,10 @@ const OPEN_OPTIONS: readonly (keyof SharedCacheOptions)[] = [
   "immutable",
 ];
 const SET_OPTIONS: readonly (keyof SetOptions)[] = ["ttlMs"];
-/** `shmc_insert` modes (zig/src/store.zig `Mode`). */
-const INSERT_SET = 0;
-const INSERT_ADD = 1;
-const INSERT_UPDATE = 2;
+/** `shmc_insert` modes (lib/ffi/symbols.ts CONSTANTS, checked at load). */
+const INSERT_SET = CONSTANTS.insertSet;
+const INSERT_ADD = CONSTANTS.insertAdd;
+const INSERT_UPDATE = CONSTANTS.insertUpdate;
 const TTL_MS_MAX = 1e15;
 const CAPACITY_MAX = 1 << 26;
 const KEY_BYTES_MAX = (1 << 16) - 1;
@@ -193,10 +193,10 @@ const DEFAULT_DECODE_CACHE_BYTES = 1 << 20;
 const DECODE_CACHE_BYTES_MAX = 1 << 26;
 /** Budget bytes per memo entry: 1 MiB gives 16,384 entries. */
 const DECODE_CACHE_BYTES_PER_ENTRY = 64;
-/** u32 per memo entry: slot, length, stamp low/high, checksum low/high (zig/src/store.zig memo_stride). */
-const MEMO_STRIDE = 6;
-/** u32 that shmc_get reports a hit in (zig/src/exports.zig meta_len_min). */
-const META_LEN = 8;
+/** u32 per memo entry: slot, length, stamp low/high, checksum low/high (CONSTANTS). */
+const MEMO_STRIDE = CONSTANTS.memoStride;
+/** u32 that shmc_get reports a hit in (CONSTANTS). */
+const META_LEN = CONSTANTS.metaLength;
 /** The largest encoded string (tag byte included) the decode memo keeps. */
 const MEMO_VALUE_BYTES_MAX = 513;
 /** The largest encoded object (tag byte included) the memo keeps with `immutable: true`. */
@@ -351,7 +351,7 @@ export class SharedCache implements Disposable {
   // (MEMO_STRIDE u32 per entry, read by the native side), the slot, the
   // encoded length, and the write's stamp and the slot's checksum (low,
   // high) when #memoVal[i] was decoded from it. Every write takes a new
-  // stamp (zig/src/store.zig write_slot; the checksum, over key, value and
+  // stamp (zig/src/write.zig write_slot; the checksum, over key, value and
   // stamp, guards a corrupt file whose stamps repeat), and shmc_get
   // compares them under the same seqlock validation as the value it would
   // copy, so meta[1] = 1 means the value bytes are the ones #memoVal[i]
@@ -1288,16 +1288,6 @@ export class SharedCache implements Disposable {
       throw new TypeError(`not a handle token: ${JSON.stringify(token)}`);
     }
     return this.#native.shmc_slot_alive(this.#open(), slot) === 1;
-  }
-
-  /** @internal Test hook: park this handle's writer forever at a numbered step (zig/src/store.zig `Fault`). */
-  _testFault(step: number): void {
-    this.#native.shmc_test_fault(this.#open(), step);
-  }
-
-  /** @internal Test hook: true while a writer is mid-mutation (the seqlock is odd). */
-  _writerActive(): boolean {
-    return this.#native.shmc_read_begin(this.#open()) < 0;
   }
 
   /** True once {@linkcode close} ran. */

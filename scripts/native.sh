@@ -6,8 +6,12 @@
 # and do the same.
 #
 #   native.sh build                 zig/zig-out/lib/libshm_cache.{so,dylib}, ReleaseFast for
-#                                   this machine; skipped when the sources, the arguments and
-#                                   the Zig version match the last build (a stamp beside it)
+#                                   this machine, and its test build zig/zig-out/test/ (the
+#                                   same library plus the fault points the crash tests use,
+#                                   from src/test_exports.zig; scripts/test.sh hands it to the
+#                                   suites as SHM_CACHE_LIB); skipped when the sources, the
+#                                   arguments and the Zig version match the last build (a
+#                                   stamp beside it)
 #   native.sh test                  the unit tests beside the code, then load_test.zig
 #                                   against the library that `build` made
 #   native.sh release TARGET OUT    a stripped ReleaseFast build for a Zig target triple
@@ -31,6 +35,7 @@ if [[ "$(uname -s)" == Darwin ]]; then
   lib_file=libshm_cache.dylib
 fi
 dev_lib="zig-out/lib/$lib_file"
+test_lib="zig-out/test/$lib_file"
 dev_args=(-O ReleaseFast)
 
 sha256_stdin() {
@@ -58,17 +63,22 @@ build_key() {
 cmd_build() {
   local stamp="$dev_lib.stamp" key
   key="$(build_key "${dev_args[@]}")"
-  if [[ -f "$dev_lib" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
-    shm_cache_log "zig/$dev_lib is up to date"
+  if [[ -f "$dev_lib" && -f "$test_lib" && -f "$stamp" && "$(cat "$stamp")" == "$key" ]]; then
+    shm_cache_log "zig/$dev_lib and zig/$test_lib are up to date"
     return 0
   fi
   local started=$SECONDS
-  shm_cache_log "zig build-lib @shm_cache.rsp ${dev_args[*]}"
-  mkdir -p zig-out/lib
+  shm_cache_log "zig build-lib @shm_cache.rsp ${dev_args[*]} (and the test build)"
+  mkdir -p zig-out/lib zig-out/test
   rm -f "$stamp"
+  # The two builds share nothing but the Zig cache; run them side by side.
+  "$zig" build-lib -dynamic -lc --name shm_cache src/test_exports.zig "${dev_args[@]}" \
+    -femit-bin="$test_lib" &
+  local test_pid=$!
   "$zig" build-lib @shm_cache.rsp "${dev_args[@]}" -femit-bin="$dev_lib"
+  wait "$test_pid"
   printf '%s\n' "$key" >"$stamp"
-  shm_cache_log "zig/$dev_lib ($((SECONDS - started)) s)"
+  shm_cache_log "zig/$dev_lib and zig/$test_lib ($((SECONDS - started)) s)"
 }
 
 cmd_test() {

@@ -74,6 +74,13 @@ if ! bash scripts/setup.sh; then
   exit 1
 fi
 
+# The suites load the test build of the library (native.sh build makes it):
+# the same library plus the fault points the crash tests park writers at.
+# Children inherit the variable, so they load the same file.
+lib_file=libshm_cache.so
+[[ "$(uname -s)" == Darwin ]] && lib_file=libshm_cache.dylib
+export SHM_CACHE_LIB="$SHM_CACHE_ROOT/zig/zig-out/test/$lib_file"
+
 suite zig "scripts/native.sh test (zig test, as zig build test)" bash scripts/native.sh test
 # `deno test` type-checks tests/ and lib/; the benchmarks and scripts are
 # only run by hand, so they are type-checked here (an ABI change must not

@@ -43,10 +43,10 @@ export class Child {
     script: string = fixture,
   ) {
     const [cmd, argv] = runtimeCommand(runtime, script, args);
-    // SHM_CACHE_TEST_HOOKS lets children use the native fault hook.
+    // Children inherit SHM_CACHE_LIB: the test build with its fault points.
     this.proc = spawn(cmd, argv, {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, SHM_CACHE_TEST_HOOKS: "1", ...env },
+      env: { ...process.env, ...env },
     });
     let buf = "";
     this.proc.stdout!.setEncoding("utf8");

@@ -1,4 +1,6 @@
-//! `zig build` makes the shared library zig-out/lib/libshm_cache.{so,dylib};
+//! `zig build` makes the shared library zig-out/lib/libshm_cache.{so,dylib}
+//! and its test build zig-out/test/libshm_cache.{so,dylib} (the same plus
+//! the fault points of faults.zig, rooted at src/test_exports.zig);
 //! `zig build test` runs the unit tests beside the code and the test that
 //! loads the built library through the C ABI.
 
@@ -20,6 +22,21 @@ pub fn build(b: *std.Build) void {
         .root_module = lib_module,
     });
     b.installArtifact(lib);
+
+    const test_lib = b.addLibrary(.{
+        .name = "shm_cache",
+        .linkage = .dynamic,
+        .root_module = b.createModule(.{
+            .root_source_file = b.path("src/test_exports.zig"),
+            .target = target,
+            .optimize = optimize,
+            .link_libc = true,
+        }),
+    });
+    const install_test_lib = b.addInstallArtifact(test_lib, .{
+        .dest_dir = .{ .override = .{ .custom = "test" } },
+    });
+    b.getInstallStep().dependOn(&install_test_lib.step);
 
     const unit = b.addTest(.{ .root_module = lib_module });
     const run_unit = b.addRunArtifact(unit);

@@ -41,7 +41,7 @@ import { type BunFfi, openBun } from "./bun.ts";
 import { openDeno } from "./deno.ts";
 import { currentPlatform, describeCurrent, libraryFile, packageName, VERSION } from "./platform.ts";
 import { platformPackages } from "./platform_packages.js";
-import { ABI_VERSION, type Native } from "./symbols.ts";
+import { ABI_VERSION, constantsMismatch, type Native } from "./symbols.ts";
 
 /** The runtime running this module. */
 // deno-lint-ignore no-explicit-any
@@ -234,6 +234,13 @@ export function loadNative(): Native {
       "LibraryNotFound",
       `shm-cache: ${found.path} (from ${found.source}) has ABI version ${abi}, ` +
         `this module needs ${ABI_VERSION}; ${HOW_TO_GET}`,
+    );
+  }
+  const differs = constantsMismatch(lib);
+  if (differs !== undefined) {
+    throw new CacheError(
+      "LibraryNotFound",
+      `shm-cache: ${found.path} (from ${found.source}) disagrees with this module on ${differs}; ${HOW_TO_GET}`,
     );
   }
   native = lib;

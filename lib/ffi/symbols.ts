@@ -6,9 +6,13 @@
  * @module
  */
 
+import { Status } from "../errors.ts";
+
 export const symbols = {
   // u32 shmc_abi_version(void)
   shmc_abi_version: { parameters: [], result: "u32" },
+  // u32 shmc_constants(u32* out, u32 cap) -- CONSTANTS, in order; returns how many there are
+  shmc_constants: { parameters: ["buffer", "u32"], result: "u32" },
   // void* shmc_open(const u8* dir, u32 dir_len, const u8* name, u32 name_len,
   //                 f64 config[6] /* capacity, key, value, ttl, lock timeout, codec; in: -1 = not given; out: the region's */,
   //                 u8* err, u32 err_cap, i32 status_out[2])
@@ -106,12 +110,10 @@ export const symbols = {
   shmc_handle_slot: { parameters: ["pointer"], result: "i32" },
   // i32 shmc_slot_alive(void* h, u32 slot)
   shmc_slot_alive: { parameters: ["pointer", "u32"], result: "i32" },
-  // void shmc_test_fault(void* h, u32 step)
-  shmc_test_fault: { parameters: ["pointer", "u32"], result: "void" },
 } as const;
 
-/** The ABI version this binding expects (zig/src/exports.zig abi_version). */
-export const ABI_VERSION = 9;
+/** The ABI version this binding expects (zig/src/abi.zig version). */
+export const ABI_VERSION = 10;
 
 /** The f64 vector of `shmc_stats`, in order (zig/src/exports.zig stats_fill). */
 export const STATS = [
@@ -147,12 +149,58 @@ export const INSPECT = [
   "writerActive",
 ] as const;
 
+/**
+ * The numbers both sides must agree on, each defined once here, in the order
+ * of zig/src/abi.zig `constants` (which `shmc_constants` returns). The loader
+ * compares every one at load, as it does the ABI version.
+ */
+export const CONSTANTS = {
+  /** The ABI version (`ABI_VERSION`). */
+  abiVersion: ABI_VERSION,
+  /** shmc_open's config vector: capacity, maxKeyBytes, maxValueBytes, ttlMs, lockTimeoutMs, codec. */
+  configLength: 6,
+  /** The u32 meta vector bound by shmc_bind. */
+  metaLength: 8,
+  /** u32 per decode-memo entry: slot, value length, stamp (2), checksum (2). */
+  memoStride: 6,
+  /** shmc_insert / shmc_put mode: store. */
+  insertSet: 0,
+  /** shmc_insert / shmc_put mode: store only where no live entry is. */
+  insertAdd: 1,
+  /** shmc_insert / shmc_put mode: store, keeping a live entry's expiry. */
+  insertUpdate: 2,
+  /** The f64 vector of shmc_stats. */
+  statsLength: STATS.length,
+  /** The f64 vector of shmc_inspect. */
+  inspectLength: INSPECT.length,
+  /** The number of statuses (lib/errors.ts Status). */
+  statusCount: Object.keys(Status).length,
+} as const;
+
+/**
+ * The first number the library and this module disagree on, as a sentence
+ * ("memoStride: library 7, module 6"), or undefined when all agree.
+ */
+export function constantsMismatch(native: Native): string | undefined {
+  const names = Object.keys(CONSTANTS) as (keyof typeof CONSTANTS)[];
+  const out = new Uint32Array(names.length);
+  const count = native.shmc_constants(out, out.length);
+  for (let i = 0; i < names.length; i++) {
+    if (out[i] !== CONSTANTS[names[i]]) {
+      return `${names[i]}: library ${out[i]}, module ${CONSTANTS[names[i]]}`;
+    }
+  }
+  if (count !== names.length) return `number of constants: library ${count}, module ${names.length}`;
+  return undefined;
+}
+
 /** An opaque native handle (a Deno pointer object or a Bun number). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol } | number | object;
 
 /** The native library, the same shape under both runtimes. */
 export interface Native {
   shmc_abi_version(): number;
+  shmc_constants(out: Uint32Array, cap: number): number;
   shmc_open(
     dir: Uint8Array,
     dirLen: number,
@@ -254,5 +302,4 @@ export interface Native {
   shmc_file_id(h: NativeHandle, out: Float64Array): number;
   shmc_handle_slot(h: NativeHandle): number;
   shmc_slot_alive(h: NativeHandle, slot: number): number;
-  shmc_test_fault(h: NativeHandle, step: number): void;
 }

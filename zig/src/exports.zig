@@ -4,7 +4,10 @@
 
 const std = @import("std");
 const files = @import("files.zig");
-const store = @import("store.zig");
+const read = @import("read.zig");
+const write = @import("write.zig");
+const rebuild = @import("rebuild.zig").rebuild;
+const verify = @import("verify.zig");
 const lock = @import("lock.zig");
 const liveness = @import("liveness.zig");
 const seqlock = @import("seqlock.zig");
@@ -13,9 +16,9 @@ const Status = @import("status.zig").Status;
 const Handle = @import("handle.zig").Handle;
 const sys = @import("sys.zig");
 const counters = @import("counters.zig");
+const abi = @import("abi.zig");
 
-/// Bumped with any change of a signature below.
-pub const abi_version: u32 = 9;
+pub const abi_version = abi.version;
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;
@@ -43,6 +46,15 @@ export fn shmc_abi_version() u32 {
     return abi_version;
 }
 
+/// Writes the numbers both sides share (abi.zig `constants`, in order) to
+/// out[0..cap) and returns how many there are (all of them, even when cap
+/// is smaller: the caller then knows the lists differ).
+export fn shmc_constants(out: [*]u32, cap: u32) u32 {
+    const n = @min(cap, abi.constants.len);
+    @memcpy(out[0..n], abi.constants[0..n]);
+    return abi.constants.len;
+}
+
 fn fail_out(m: *const files.Message, status_out: [*]i32) void {
     status_out[0] = @backingInt(m.status);
     status_out[1] = @intCast(m.len);
@@ -68,7 +80,9 @@ export fn shmc_open(
 ) ?*anyopaque {
     var m: files.Message = .{ .buf = err[0..err_cap] };
     var options: files.Options = undefined;
-    inline for (.{ "capacity", "key_bytes_max", "value_bytes_max", "ttl_ms", "lock_timeout_ms", "codec" }, 0..) |field, i| {
+    const fields = .{ "capacity", "key_bytes_max", "value_bytes_max", "ttl_ms", "lock_timeout_ms", "codec" };
+    comptime std.debug.assert(fields.len == abi.config_len);
+    inline for (fields, 0..) |field, i| {
         const v = config[i];
         const optional = i != 4;
         if (optional and v == -1) {
@@ -141,7 +155,7 @@ export fn shmc_inspect(dir: ?[*]const u8, dir_len: u32, name: ?[*]const u8, name
     return @intCast(in.handles);
 }
 
-pub const inspect_len = stats_len + 8;
+const inspect_len = abi.inspect_len;
 
 /// The cache names in the directory (`dir`, or the per-user default when
 /// dir_len is 0), each followed by '\n', into out[0..out_cap]. Returns the
@@ -174,12 +188,12 @@ export fn shmc_dir(dir: ?[*]const u8, dir_len: u32, out: [*]u8, out_cap: u32, er
 export fn shmc_lookup(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, out: ?[*]u8, out_cap: u32) i32 {
     if (forked(handle(h))) return neg(.forked);
     const out_slice: ?[]u8 = if (out) |o| o[0..out_cap] else null;
-    var hit: store.Hit = .{};
+    var hit: read.Hit = .{};
     return lookup_status(handle(h), bytes(key, key_len), out_slice, &hit);
 }
 
-fn lookup_status(hd: *Handle, key: []const u8, out: ?[]u8, hit: *store.Hit) i32 {
-    const r = store.lookup(hd, key, out, hit) catch |e| return switch (e) {
+fn lookup_status(hd: *Handle, key: []const u8, out: ?[]u8, hit: *read.Hit) i32 {
+    const r = read.lookup(hd, key, out, hit) catch |e| return switch (e) {
         error.TooLarge => neg(.too_large),
         error.Timeout => neg(.lock_timeout),
     };
@@ -197,8 +211,8 @@ fn lookup_status(hd: *Handle, key: []const u8, out: ?[]u8, hit: *store.Hit) i32 
 
 /// Binds key[0..key_cap), value[0..value_cap), meta[0..meta_len) (at
 /// least meta_len_min) and the decode memo memo[0 .. memo_entries *
-/// store.memo_stride) to `h` (memo_entries a power of two, at most 2^24, or
-/// 0 for none; see store.Hit.memo). 0, or -invalid_argument when a buffer
+/// abi.memo_stride) to `h` (memo_entries a power of two, at most 2^24, or
+/// 0 for none; see read.Hit.memo). 0, or -invalid_argument when a buffer
 /// is missing or a size is out of range.
 export fn shmc_bind(h: ?*anyopaque, key: ?[*]u8, key_cap: u32, value: ?[*]u8, value_cap: u32, meta: ?[*]u32, meta_len: u32, memo: ?[*]const u32, memo_entries: u32) i32 {
     const hd = handle(h);
@@ -212,14 +226,14 @@ export fn shmc_bind(h: ?*anyopaque, key: ?[*]u8, key_cap: u32, value: ?[*]u8, va
     hd.io_key = k[0..key_cap];
     hd.io_value = v[0..value_cap];
     hd.io_meta = m[0..meta_len_min];
-    hd.io_memo = if (memo_entries == 0) &.{} else memo.?[0 .. @as(usize, memo_entries) * store.memo_stride];
+    hd.io_memo = if (memo_entries == 0) &.{} else memo.?[0 .. @as(usize, memo_entries) * abi.memo_stride];
     return 0;
 }
 
 /// shmc_get's report on a hit: [0] slot, [1] 1 when the memo matched (the
 /// value was not copied), [2], [3] the write's stamp (low, high), [4], [5]
 /// the slot's checksum (low, high), [6], [7] zero.
-const meta_len_min = 8;
+const meta_len_min = abi.meta_len;
 
 /// The bound key's first key_len bytes; null when not bound or too long.
 fn io_key(hd: *const Handle, key_len: u32) ?[]const u8 {
@@ -230,14 +244,14 @@ fn io_key(hd: *const Handle, key_len: u32) ?[]const u8 {
 /// Looks the bound key up. want_value 1 copies the value into the bound
 /// value buffer (a get), 0 does not (a has). On a hit fills meta (see
 /// meta_len_min): the slot and the stamp and checksum that name the write
-/// read (store.Hit), and whether the bound memo's entry for the slot names
+/// read (read.Hit), and whether the bound memo's entry for the slot names
 /// that write, in which case the value was not copied. Returns the value's
 /// length or -status.
 export fn shmc_get(h: ?*anyopaque, key_len: u32, want_value: u32) i32 {
     const hd = handle(h);
     if (forked(hd)) return neg(.forked);
     const key = io_key(hd, key_len) orelse return neg(.invalid_argument);
-    var hit: store.Hit = .{ .memo = if (want_value != 0) hd.io_memo else &.{} };
+    var hit: read.Hit = .{ .memo = if (want_value != 0) hd.io_memo else &.{} };
     const rc = lookup_status(hd, key, if (want_value != 0) hd.io_value else null, &hit);
     if (rc >= 0) {
         if (hit.memo_hit) counters.bump(hd.line, .memo_hits);
@@ -267,9 +281,9 @@ export fn shmc_del(h: ?*anyopaque, key_len: u32) i32 {
 }
 
 /// The first live entry in a slot from `from` on, reading at most
-/// store.scan_chunk slots: copies its key into the bound key buffer and,
+/// read.scan_chunk slots: copies its key into the bound key buffer and,
 /// when want_value != 0, its value into the bound value buffer, read
-/// together under the seqlock (store.scan). Found: meta[0] = its slot,
+/// together under the seqlock (read.scan). Found: meta[0] = its slot,
 /// meta[1] = its key length, returns the value's length. Not found in the
 /// chunk: meta[0] = where to go on, returns -miss with meta[1] = 1, or
 /// meta[1] = 0 when no slot is left. Else -status.
@@ -277,9 +291,9 @@ export fn shmc_scan(h: ?*anyopaque, from: u32, want_value: u32) i32 {
     const hd = handle(h);
     if (forked(hd)) return neg(.forked);
     if (hd.io_meta.len == 0) return neg(.invalid_argument);
-    var entry: store.Entry = .{};
+    var entry: read.Entry = .{};
     const value_out: ?[]u8 = if (want_value != 0) hd.io_value else null;
-    const more = store.scan(hd, from, hd.io_key, value_out, &entry) catch |e| return switch (e) {
+    const more = read.scan(hd, from, hd.io_key, value_out, &entry) catch |e| return switch (e) {
         error.Timeout => neg(.lock_timeout),
     };
     hd.io_meta[0] = entry.index;
@@ -297,8 +311,8 @@ export fn shmc_scan(h: ?*anyopaque, from: u32, want_value: u32) i32 {
 export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64, mode: u32) i32 {
     if (forked(handle(h))) return neg(.forked);
     if (mode > 2) return neg(.invalid_argument);
-    const m: store.Mode = @fromBackingInt(@intCast(mode));
-    store.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms, m) catch |e| return switch (e) {
+    const m: write.Mode = @fromBackingInt(@intCast(mode));
+    write.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms, m) catch |e| return switch (e) {
         error.Exists => neg(.miss),
         error.TooLarge => neg(.too_large),
         error.Timeout => dropped(handle(h), .lock_timeout),
@@ -319,7 +333,7 @@ fn dropped(hd: *Handle, status: Status) i32 {
 /// 0 = removed, -1 = miss, other negative = status.
 export fn shmc_remove(h: ?*anyopaque, key: ?[*]const u8, key_len: u32) i32 {
     if (forked(handle(h))) return neg(.forked);
-    const removed = store.remove(handle(h), bytes(key, key_len)) catch |e| return switch (e) {
+    const removed = write.remove(handle(h), bytes(key, key_len)) catch |e| return switch (e) {
         error.TooLarge => neg(.too_large),
         error.Timeout => dropped(handle(h), .lock_timeout),
         error.Forked => neg(.forked),
@@ -329,7 +343,7 @@ export fn shmc_remove(h: ?*anyopaque, key: ?[*]const u8, key_len: u32) i32 {
 
 export fn shmc_clear(h: ?*anyopaque) i32 {
     if (forked(handle(h))) return neg(.forked);
-    store.clear(handle(h)) catch |e| return switch (e) {
+    write.clear(handle(h)) catch |e| return switch (e) {
         error.Timeout => neg(.lock_timeout),
         error.Forked => neg(.forked),
     };
@@ -343,7 +357,7 @@ export fn shmc_size(h: ?*anyopaque) i32 {
     return @intCast(@min(count, hd.geo.capacity));
 }
 
-pub const stats_len = 17;
+const stats_len = abi.stats_len;
 
 /// Fills out[0..17] (as f64, exact below 2^53): hits, misses, memo hits,
 /// read timeouts, lock timeouts, dropped writes, unstored results, sets,
@@ -390,7 +404,7 @@ export fn shmc_lock(h: ?*anyopaque) i32 {
     if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
     if (hd.lock_held) return neg(.lock_held);
-    store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| {
+    write.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| {
         return switch (e) {
             error.Timeout => blk: {
                 counters.bump(hd.line, .lock_timeouts);
@@ -424,7 +438,7 @@ export fn shmc_recover(h: ?*anyopaque) i32 {
     if (owner == 0 and !odd) return 0;
     if (owner != 0 and owner != hd.live_slot and liveness.is_alive(hd.fd, owner)) return 0;
     const before = hd.recoveries;
-    store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
+    write.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
         error.Forked => neg(.forked),
         else => neg(.lock_timeout),
     };
@@ -457,17 +471,17 @@ export fn shmc_verify(h: ?*anyopaque, repair: u32, out: [*]u8, out_cap: u32, out
     const hd = handle(h);
     const auto = !hd.lock_held;
     if (auto) {
-        store.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
+        write.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
             error.Forked => neg(.forked),
             else => neg(.lock_timeout),
         };
     }
     defer if (auto) lock.release(hd);
-    var report: store.Report = .{ .buf = out[0..out_cap] };
-    store.verify(hd, &report);
+    var report: verify.Report = .{ .buf = out[0..out_cap] };
+    verify.verify(hd, &report);
     if (repair != 0 and report.problems > 0) {
         seqlock.write_begin(hd.header());
-        store.rebuild(hd);
+        rebuild(hd);
         seqlock.write_end(hd.header());
     }
     out_len[0] = @intCast(report.len);
@@ -494,16 +508,14 @@ export fn shmc_slot_alive(h: ?*anyopaque, slot: u32) i32 {
     return @intFromBool(liveness.is_alive(hd.fd, slot));
 }
 
-/// Test hook: park the writer forever at a numbered step (store.Fault).
-/// Acts only in a handle opened with SHM_CACHE_TEST_HOOKS=1 in the
-/// environment.
-export fn shmc_test_fault(h: ?*anyopaque, step: u32) void {
-    handle(h).fault_step = step;
-}
-
 test {
     _ = region;
-    _ = store;
+    _ = read;
+    _ = write;
+    _ = verify;
+    _ = @import("entry.zig");
+    _ = @import("rebuild.zig");
+    _ = @import("store_test.zig");
     _ = lock;
     _ = @import("seqlock.zig");
     _ = @import("liveness.zig");
@@ -511,4 +523,6 @@ test {
     _ = @import("sieve.zig");
     _ = @import("threads.zig");
     _ = counters;
+    _ = @import("liveness.zig");
+    _ = @import("faults.zig");
 }

@@ -35,7 +35,8 @@ const Status = @import("status.zig").Status;
 const Handle = @import("handle.zig").Handle;
 const threads = @import("threads.zig");
 const seqlock = @import("seqlock.zig");
-const store = @import("store.zig");
+const write = @import("write.zig");
+const rebuilding = @import("rebuild.zig");
 const counters = @import("counters.zig");
 
 pub const name_bytes_max = 128;
@@ -249,6 +250,8 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     const owner = lock.word_slot(@atomicLoad(u64, &header.lock_word, .monotonic));
     const claimed = liveness.claim(fd, owner) catch |e| return switch (e) {
         error.TooMany => m.fail(.too_many_handles, "all {d} handle slots of cache {s} are in use", .{ liveness.slots_max, name }),
+        error.TooManyInProcess => m.fail(.too_many_handles, "this process already holds {d} handles of cache {s}, the most one process may hold; close handles you no longer use", .{ liveness.handles_per_process_max, name }),
+        error.OutOfMemory => m.fail(.out_of_memory, "out of memory", .{}),
         error.Io => m.fail(.io, "cannot lock a liveness slot: errno {s}", .{@tagName(sys.errno_now())}),
     };
     const slot = claimed.slot;
@@ -268,7 +271,6 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
         .line = line,
         // After the claim: the slot's previous handle is gone (counters.zig).
         .base = counters.claim(line, pid),
-        .hooks = hooks_enabled(),
     };
     threads.close_fn = close_now;
     threads.files_forget = forget_after_fork;
@@ -279,7 +281,7 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     // through the own-slot shortcut, one attempt, no waiting.
     const now_owner = lock.word_slot(@atomicLoad(u64, &header.lock_word, .monotonic));
     if (claimed.fresh and now_owner == slot) {
-        store.acquire(h, 0) catch {};
+        write.acquire(h, 0) catch {};
         if (h.lock_held) lock.release(h);
     }
     return h;
@@ -289,11 +291,6 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
 fn not_found_hint(e: error{Fail}, name: []const u8, path: []const u8, m: *Message) error{Fail} {
     if (m.status != .not_found) return e;
     return m.fail(.not_found, "cache {s} does not exist in {s}; pass capacity, maxKeyBytes and maxValueBytes to create it", .{ name, path });
-}
-
-fn hooks_enabled() bool {
-    const v = c.getenv("SHM_CACHE_TEST_HOOKS") orelse return false;
-    return std.mem.eql(u8, std.mem.span(v), "1");
 }
 
 /// Opens the region file and takes its creation lock. A file that was
@@ -346,7 +343,7 @@ fn map_region(fd: c.fd_t, wanted: ?region.Geometry, options: Options, dir: []con
             if (boot != 0 and header.boot_id != boot and !liveness.any_held(fd)) {
                 // Written during an earlier boot (a persistent directory):
                 // its expiry times mean nothing now. Start empty.
-                store.reset_region(memory, geo);
+                rebuilding.reset_region(memory, geo);
                 header.boot_id = boot;
             }
             return .{ .memory = memory, .geo = geo };
@@ -461,7 +458,7 @@ fn close_now(h: *Handle) void {
         // Only a parked fault hook can leave seq odd here: repair before
         // publishing, never make a half-made state look consistent.
         if (seqlock.is_odd(h.header())) {
-            store.rebuild(h);
+            rebuilding.rebuild(h);
             seqlock.write_end(h.header());
         }
         lock.release(h);

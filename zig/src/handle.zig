@@ -31,9 +31,6 @@ pub const Handle = struct {
     /// Recoveries of a dead owner's lock performed by this handle (process
     /// memory: the region's total is Header.recoveries).
     recoveries: u64 = 0,
-    /// Test hook: when non-zero, the writer stops (SIGSTOP to itself is
-    /// avoided; it spins forever) at that numbered step. See store.zig.
-    fault_step: u32 = 0,
     /// The process-wide handle registry (threads.zig).
     thread: std.c.pthread_t = undefined,
     thread_next: ?*Handle = null,
@@ -42,15 +39,13 @@ pub const Handle = struct {
     taken_by_exit: bool = false,
     /// sys.fork_epoch when opened: a forked child must not write through it.
     fork_epoch: u32 = 0,
-    /// Whether the test fault hook may act (SHM_CACHE_TEST_HOOKS=1 at open).
-    hooks: bool = false,
     /// The caller's buffers, bound once by shmc_bind so that the hot calls
     /// (shmc_get/put/del) pass lengths only. Caller-owned memory that must
     /// outlive the handle's use; empty until bound.
     io_key: []u8 = &.{},
     io_value: []u8 = &.{},
     io_meta: []u32 = &.{},
-    /// The caller's decode memo (store.Hit.memo); empty = none.
+    /// The caller's decode memo (read.Hit.memo); empty = none.
     io_memo: []const u32 = &.{},
 
     pub fn header(h: *const Handle) *region.Header {

@@ -70,9 +70,72 @@ pub fn creation_release(fd: c.fd_t) void {
     _ = c.fcntl(fd, cmd_setlk, &fl);
 }
 
-/// Takes a free slot for a new handle. Scans from a PID-derived start so
-/// concurrent openers rarely contend on the same byte; the scan is bounded
-/// by slots_max attempts.
+/// The most handles one process may hold on one cache file. A process that
+/// opens a cache in a loop without closing it (no finalizer gets to run in
+/// a synchronous loop) is stopped here, at its own cost, instead of taking
+/// all slots_max slots and locking every other process out of the cache.
+pub const handles_per_process_max: u32 = 256;
+
+/// What this process knows about one cache file it holds handles of:
+/// how many, and where its next claim starts scanning (the slot after its
+/// last claim, so a process opening its 1,000th handle needs one lock
+/// attempt, not 1,000: each attempt walks the inode's lock list in the
+/// kernel, which made an open near 4,000 handles cost about 130 ms). On
+/// macOS also the one slot all of the process's handles share (per-process
+/// record locks) and the descriptors parked until the last handle closes.
+const ProcFile = struct {
+    handles: u32,
+    /// The first slot the next claim tries, 1..slots_max.
+    hint: u32,
+    /// macOS: the shared slot while handles > 0.
+    slot: u32 = 0,
+    parked: [parked_max]c.fd_t = undefined,
+    parked_len: u32 = 0,
+};
+const parked_max = 32;
+
+const FileKey = struct { dev: u64, ino: u64 };
+
+/// The process table, keyed by the file's (device, inode): an entry exists
+/// while this process holds handles of the file (the inode cannot be reused
+/// meanwhile: our descriptors keep it). Guarded by `files_mutex`; pointers
+/// into it are used only under the mutex, with no insert in between.
+var files_mutex: c.pthread_mutex_t = .{};
+var files: std.AutoHashMapUnmanaged(FileKey, ProcFile) = .empty;
+
+/// In a fork() child: the parent's handles are not the child's (they are
+/// refused, sys.fork_epoch), record locks are not inherited on macOS, and
+/// the mutex may have been held by another thread at the fork. The old
+/// table's memory is abandoned, not freed: another thread may have held
+/// the allocator's lock at the fork.
+pub fn forget_after_fork() void {
+    files_mutex = .{};
+    files = .empty;
+}
+
+fn key_of(st: sys.Stat) FileKey {
+    return .{ .dev = st.dev, .ino = st.ino };
+}
+
+fn files_lookup(st: sys.Stat) ?*ProcFile {
+    return files.getPtr(key_of(st));
+}
+
+fn files_add(st: sys.Stat) error{OutOfMemory}!*ProcFile {
+    const got = try files.getOrPut(std.heap.c_allocator, key_of(st));
+    // A PID-derived first slot, so that concurrent openers in different
+    // processes rarely contend on the same byte.
+    if (!got.found_existing) got.value_ptr.* = .{ .handles = 0, .hint = 1 + sys.getpid() % slots_max };
+    return got.value_ptr;
+}
+
+fn files_remove(st: sys.Stat) void {
+    const removed = files.remove(key_of(st));
+    assert(removed);
+}
+
+/// Takes a free slot for a new handle, scanning from this process's hint
+/// for the file; the scan is bounded by slots_max attempts.
 pub const Claimed = struct {
     slot: u32,
     /// False when the slot was already this process's (macOS sharing): its
@@ -80,15 +143,43 @@ pub const Claimed = struct {
     fresh: bool,
 };
 
+pub const ClaimError = error{
+    /// Every slot of the file is held.
+    TooMany,
+    /// This process already holds handles_per_process_max handles of it.
+    TooManyInProcess,
+    OutOfMemory,
+    Io,
+};
+
 /// `avoid` (the lock owner's slot, or 0) is taken only when no other is free.
-pub fn claim(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!Claimed {
-    if (!sys.is_linux) return darwin_claim(fd, avoid);
-    return .{ .slot = try scan(fd, avoid), .fresh = true };
+pub fn claim(fd: c.fd_t, avoid: u32) ClaimError!Claimed {
+    const st = sys.fstat(fd) catch return error.Io;
+    _ = c.pthread_mutex_lock(&files_mutex);
+    defer _ = c.pthread_mutex_unlock(&files_mutex);
+    const file = files_lookup(st) orelse try files_add(st);
+    errdefer if (file.handles == 0) files_remove(st);
+    if (file.handles >= handles_per_process_max) return error.TooManyInProcess;
+    if (!sys.is_linux and file.handles > 0) {
+        // macOS: the process's record lock is one for all its handles.
+        file.handles += 1;
+        return .{ .slot = file.slot, .fresh = false };
+    }
+    const slot = try scan(fd, avoid, file.hint);
+    assert(slot >= 1 and slot <= slots_max);
+    file.hint = slot % slots_max + 1;
+    file.slot = slot;
+    file.handles += 1;
+    return .{ .slot = slot, .fresh = true };
 }
 
-fn scan(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!u32 {
-    const start = sys.getpid() % slots_max;
+/// The first free slot from `first` on (cyclically), `avoid` last. The
+/// number of lock attempts it made is in `scan_attempts` (unit tests).
+fn scan(fd: c.fd_t, avoid: u32, first: u32) error{ TooMany, Io }!u32 {
+    assert(first >= 1 and first <= slots_max);
+    const start = first - 1;
     var attempt: u32 = 0;
+    defer scan_attempts = attempt + 1;
     // Bound: slots_max + 1 attempts, the last one on `avoid` itself.
     while (attempt <= slots_max) : (attempt += 1) {
         const slot = if (attempt == slots_max) avoid else 1 + (start + attempt) % slots_max;
@@ -150,12 +241,30 @@ fn held_in(fd: c.fd_t, lo: u32, hi: u32, out: []u32, n: *u32, depth: u32) error{
     try held_in(fd, mid + 1, hi, out, n, depth + 1);
 }
 
-/// Gives the slot back.
+/// Lock attempts of the last scan (threads may race on it; tests only).
+var scan_attempts: u32 = 0;
+
+/// Gives the slot back and counts the handle out of the process table.
 pub fn release(fd: c.fd_t, slot: u32) void {
     assert(slot >= 1 and slot <= slots_max);
-    if (!sys.is_linux) return darwin_release(fd);
+    _ = c.pthread_mutex_lock(&files_mutex);
+    defer _ = c.pthread_mutex_unlock(&files_mutex);
+    // Not found: a handle inherited through fork (the table was reset).
+    const st_opt: ?sys.Stat = sys.fstat(fd) catch null;
+    const file_opt = if (st_opt) |st| files_lookup(st) else null;
+    if (file_opt) |file| {
+        assert(file.handles > 0);
+        file.handles -= 1;
+        if (!sys.is_linux and file.handles > 0) return; // the shared slot stays
+    }
     var fl = lock_request(c.F.UNLCK, slot);
     _ = c.fcntl(fd, cmd_setlk, &fl);
+    const file = file_opt orelse return;
+    if (!sys.is_linux) {
+        for (file.parked[0..file.parked_len]) |parked| sys.close(parked);
+        file.parked_len = 0;
+    }
+    if (file.handles == 0) files_remove(st_opt.?);
 }
 
 /// Closes a descriptor of a region file. On Linux simply closes it. With
@@ -184,85 +293,25 @@ pub fn is_alive(fd: c.fd_t, slot: u32) bool {
     return fl.type != c.F.UNLCK;
 }
 
-// macOS: one slot per (process, file), reference counted across handles.
-const DarwinFile = struct {
-    dev: u64,
-    ino: u64,
-    slot: u32,
-    refs: u32,
-    parked: [parked_max]c.fd_t = undefined,
-    parked_len: u32 = 0,
-};
-const files_max = 64;
-const parked_max = 32;
-var darwin_mutex: c.pthread_mutex_t = .{};
-var darwin_files: [files_max]?DarwinFile = @splat(null);
-
-/// In a fork() child: record locks are not inherited, and the mutex may
-/// have been held by another thread at the fork.
-pub fn forget_after_fork() void {
-    darwin_mutex = .{};
-    darwin_files = @splat(null);
-}
-
-fn darwin_lookup(fd: c.fd_t) ?*DarwinFile {
+/// macOS: this process's entry for the file of `fd` (a copy), if it holds
+/// handles of it.
+fn darwin_find(fd: c.fd_t) ?ProcFile {
     const st = sys.fstat(fd) catch return null;
-    for (&darwin_files) |*e| {
-        if (e.*) |*file| if (file.dev == st.dev and file.ino == st.ino) return file;
-    }
-    return null;
-}
-
-fn darwin_find(fd: c.fd_t) ?DarwinFile {
-    _ = c.pthread_mutex_lock(&darwin_mutex);
-    defer _ = c.pthread_mutex_unlock(&darwin_mutex);
-    const file = darwin_lookup(fd) orelse return null;
+    _ = c.pthread_mutex_lock(&files_mutex);
+    defer _ = c.pthread_mutex_unlock(&files_mutex);
+    const file = files_lookup(st) orelse return null;
+    if (file.handles == 0) return null;
     return file.*;
-}
-
-fn darwin_claim(fd: c.fd_t, avoid: u32) error{ TooMany, Io }!Claimed {
-    _ = c.pthread_mutex_lock(&darwin_mutex);
-    defer _ = c.pthread_mutex_unlock(&darwin_mutex);
-    if (darwin_lookup(fd)) |file| {
-        file.refs += 1;
-        return .{ .slot = file.slot, .fresh = false };
-    }
-    const st = sys.fstat(fd) catch return error.Io;
-    for (&darwin_files) |*e| {
-        if (e.* == null) {
-            const slot = try scan(fd, avoid);
-            e.* = .{ .dev = st.dev, .ino = st.ino, .slot = slot, .refs = 1 };
-            return .{ .slot = slot, .fresh = true };
-        }
-    }
-    return error.TooMany;
-}
-
-fn darwin_release(fd: c.fd_t) void {
-    _ = c.pthread_mutex_lock(&darwin_mutex);
-    defer _ = c.pthread_mutex_unlock(&darwin_mutex);
-    const file = darwin_lookup(fd) orelse return;
-    assert(file.refs > 0);
-    file.refs -= 1;
-    if (file.refs > 0) return;
-    var fl = lock_request(c.F.UNLCK, file.slot);
-    _ = c.fcntl(fd, c.F.SETLK, &fl);
-    for (file.parked[0..file.parked_len]) |parked| sys.close(parked);
-    for (&darwin_files) |*e| {
-        if (e.*) |*f| if (f == file) {
-            e.* = null;
-            break;
-        };
-    }
 }
 
 /// Keeps `fd` open while handles of its file remain, else closes it; one
 /// step under the mutex, so no claim of the same file slips in between the
 /// decision and the close (which would drop that claim's record lock).
 fn darwin_park_or_close(fd: c.fd_t) void {
-    _ = c.pthread_mutex_lock(&darwin_mutex);
-    defer _ = c.pthread_mutex_unlock(&darwin_mutex);
-    const file = darwin_lookup(fd) orelse return sys.close(fd);
+    const st = sys.fstat(fd) catch return sys.close(fd);
+    _ = c.pthread_mutex_lock(&files_mutex);
+    defer _ = c.pthread_mutex_unlock(&files_mutex);
+    const file = files_lookup(st) orelse return sys.close(fd);
     // Beyond the bound the descriptor is leaked rather than closed: a leak
     // costs a descriptor, a close would drop the process's slot.
     if (file.parked_len < parked_max) {
@@ -358,4 +407,34 @@ test "held_slots finds every held slot by bisection, and counts past its buffer"
     creation_release(probe);
     release(fds[2], 1000);
     try testing.expectEqual(@as(u32, n - 1), try held_slots(probe, &out));
+}
+
+test "a process claims its next slot of a file in one attempt, and holds at most handles_per_process_max" {
+    if (!sys.is_linux) return error.SkipZigTest;
+    // Other tests close descriptors without release (a death), which leaves
+    // their entries behind, and a scratch file may reuse their inode: start
+    // from an empty table, as a fork child does.
+    forget_after_fork();
+    const n = handles_per_process_max + 1;
+    const fds = try scratch_fds(n);
+    defer for (fds) |fd| sys.close(fd);
+    var slots: [n]u32 = undefined;
+    for (fds[0 .. n - 1], slots[0 .. n - 1]) |fd, *slot| {
+        slot.* = (try claim(fd, 0)).slot;
+        // The hint: one F_OFD_SETLK per open, however many this process holds.
+        try testing.expectEqual(@as(u32, 1), scan_attempts);
+    }
+    try testing.expectError(error.TooManyInProcess, claim(fds[n - 1], 0));
+    // Another process is not affected: its table has no entry for the file,
+    // and slots_max - 256 slots are still free (a probe from another open
+    // file description finds one unheld).
+    try testing.expect(!is_alive(fds[n - 1], slots[n - 2] % slots_max + 1));
+    // Closing one handle lets this process open one again.
+    release(fds[0], slots[0]);
+    slots[n - 1] = (try claim(fds[n - 1], 0)).slot;
+    try testing.expect(is_alive(fds[0], slots[n - 1]));
+    for (fds[1..], slots[1..]) |fd, slot| release(fd, slot);
+    try testing.expect(!any_held(fds[0]));
+    // The file's entry is gone with its last handle: a fresh claim works.
+    release(fds[0], (try claim(fds[0], 0)).slot);
 }

@@ -35,7 +35,7 @@
 //!   to 1 ms, so a stopped owner costs waiters little CPU.
 //!
 //! A waiter that recovers must repair the structure when seq is odd (the
-//! dead owner was mid-mutation): `acquire` reports that and store.zig
+//! dead owner was mid-mutation): `acquire` reports that and write.zig
 //! rebuilds before anything else runs under the lock.
 
 const std = @import("std");

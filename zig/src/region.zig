@@ -15,7 +15,7 @@
 //!   in the FIFO list and referenced by exactly one table bucket; every other
 //!   slot below `high_water` is on the free list.
 //! - The table, the FIFO list, the free list, `count` and `hand` are derived
-//!   state: `store.rebuild` recomputes all of them from the live slots. That
+//!   state: `rebuild.zig` recomputes all of them from the live slots. That
 //!   is what makes a writer's death at any instruction recoverable.
 //!
 //! The file is untrusted input: nothing read from it is used as an offset or

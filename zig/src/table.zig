@@ -45,31 +45,65 @@ pub inline fn distance(h: *const Handle, tag: u32, index: u32) u32 {
     return (index -% home(h, tag)) & (h.geo.table_capacity - 1);
 }
 
+/// The one bounded probe of the table: the buckets of `tag`'s run, from its
+/// home, in order. Every lookup, writer search, insert and room check walks
+/// the table through it, so the bound is written once. Bound: at most
+/// probe_limit buckets, since no bucket lies farther from its home (the
+/// invariant above); a longer probe could find nothing.
+pub const Probe = struct {
+    h: *const Handle,
+    index: u32,
+    steps: u32 = 0,
+    /// The empty bucket that ended the run, or null while none has (also
+    /// when the probe stopped at the bound: the run is full).
+    empty: ?u32 = null,
+
+    pub const Step = struct { index: u32, bucket: u64 };
+
+    pub fn init(h: *const Handle, tag: u32) Probe {
+        assert(std.math.isPowerOfTwo(h.geo.table_capacity));
+        return .{ .h = h, .index = home(h, tag) };
+    }
+
+    /// The next non-empty bucket of the run, or null at its end: an empty
+    /// bucket (then `empty` holds its index) or the probe bound.
+    pub fn next(p: *Probe) ?Step {
+        if (p.empty != null or p.steps >= probe_limit(p.h)) return null;
+        const index = p.index;
+        assert(index < p.h.geo.table_capacity);
+        const b = load(p.h, index);
+        p.steps += 1;
+        p.index = (index + 1) & (p.h.geo.table_capacity - 1);
+        if (b == 0) {
+            p.empty = index;
+            return null;
+        }
+        return .{ .index = index, .bucket = b };
+    }
+
+    /// Walks the rest of the run; the empty bucket that ends it, or null
+    /// when the run is full up to the bound.
+    pub fn to_end(p: *Probe) ?u32 {
+        while (p.next()) |_| {}
+        assert(p.empty != null or p.steps == probe_limit(p.h));
+        return p.empty;
+    }
+};
+
 /// The bucket that references `slot_index` (whose key hashes to `tag`), or
 /// null. Writers only.
 pub fn find_slot(h: *const Handle, tag: u32, slot_index: u32) ?u32 {
-    const mask = h.geo.table_capacity - 1;
-    var index = home(h, tag);
-    var step: u32 = 0;
-    while (step < probe_limit(h)) : (step += 1) {
-        const b = load(h, index);
-        if (b == 0) return null;
-        if (region.bucket_slot(b) == slot_index) return index;
-        index = (index + 1) & mask;
+    var p = Probe.init(h, tag);
+    while (p.next()) |step| {
+        if (region.bucket_slot(step.bucket) == slot_index) return step.index;
     }
     return null;
 }
 
 /// The first empty bucket of `tag`'s run within the probe bound, or null.
 fn first_empty(h: *const Handle, tag: u32) ?u32 {
-    const mask = h.geo.table_capacity - 1;
-    var index = home(h, tag);
-    var step: u32 = 0;
-    while (step < probe_limit(h)) : (step += 1) {
-        if (load(h, index) == 0) return index;
-        index = (index + 1) & mask;
-    }
-    return null;
+    var p = Probe.init(h, tag);
+    return p.to_end();
 }
 
 /// Whether a key with `tag` has an empty bucket within the probe bound.
@@ -191,4 +225,24 @@ test "an insert is refused when no bucket within the probe bound is empty" {
     try testing.expect(!insert(h, tag_at(h, 4, 99), 0));
     clear(h);
     try testing.expect(has_room(h, 4));
+}
+
+test "a probe walks its run from the home, ends at the empty bucket or at the bound" {
+    const m = try TestMemory.init(8);
+    defer m.deinit();
+    const h = &m.handle;
+    try testing.expect(insert(h, tag_at(h, 3, 1), 0));
+    try testing.expect(insert(h, tag_at(h, 3, 2), 1));
+    var p = Probe.init(h, tag_at(h, 3, 9));
+    try testing.expectEqual(@as(u32, 3), p.next().?.index);
+    try testing.expectEqual(@as(u32, 4), p.next().?.index);
+    try testing.expectEqual(@as(?Probe.Step, null), p.next());
+    try testing.expectEqual(@as(?u32, 5), p.empty);
+    try testing.expectEqual(@as(?Probe.Step, null), p.next()); // stays ended
+    // A full table: the probe stops after probe_limit buckets, no empty.
+    var i: u32 = 2;
+    while (i < 16) : (i += 1) try testing.expect(insert(h, tag_at(h, 3, i + 1), i % 8));
+    var full = Probe.init(h, 3);
+    try testing.expectEqual(@as(?u32, null), full.to_end());
+    try testing.expectEqual(probe_limit(h), full.steps);
 }
