@@ -209,15 +209,41 @@ export function bunRedisTransport(
   };
 }
 
-/** Ends a node-redis client, whichever of `close`/`quit`/`destroy` its version has. */
+/** How long closing a node-redis client waits for its pending replies, in ms. */
+const NODE_CLOSE_WAIT_MS = 1_000;
+
+/**
+ * Ends a node-redis client, whichever of `close`/`quit`/`destroy` its
+ * version has. A graceful close waits for every pending reply, and a
+ * stopped Redis never sends them (commands whose callers timed out stay
+ * queued): past `NODE_CLOSE_WAIT_MS` the client is destroyed instead.
+ */
 async function endNodeClient(client: NodeRedisClientLike): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let ended = false;
   try {
-    if (typeof client.close === "function") await client.close();
-    else if (typeof client.quit === "function") await client.quit();
-    else client.destroy?.();
+    const graceful = typeof client.close === "function"
+      ? client.close()
+      : typeof client.quit === "function"
+      ? client.quit()
+      : undefined;
+    if (graceful === undefined) {
+      client.destroy?.();
+      return;
+    }
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, NODE_CLOSE_WAIT_MS));
+    // A rejection means not ended: destroyed below.
+    const done = graceful.then(() => {
+      ended = true;
+    }, () => {});
+    await Promise.race([done, late]);
   } catch {
-    client.destroy?.();
+    // Ended below.
+  } finally {
+    clearTimeout(timer);
   }
+  // destroy() also ends a close() still draining (and rejects what it waits for).
+  if (!ended) client.destroy?.();
 }
 
 /**

@@ -389,6 +389,32 @@ test("tiered: Redis SIGSTOP: L1 stale within grace, bounded calls, breaker opens
   });
 });
 
+test("tiered: close returns while Redis is stopped (SIGSTOP), commands in flight and all", async () => {
+  await withFleet(async (fleet) => {
+    // A node-redis transport that owns its client, closed after the cache.
+    const transport = await clientTransport(fleet.redis.url, "node-redis");
+    const a = await fleet.open(fleet.host(), { l2: { transport, timeoutMs: 100 } });
+    await live(a);
+    await a.set("k", "v");
+    fleet.redis.signal("SIGSTOP");
+    try {
+      // Commands that time out stay queued in the client, unanswered.
+      await a.get("other");
+      await until(() => !a.stats().busLive, "the listener to see the gap");
+      let timer!: ReturnType<typeof setTimeout>;
+      const closed = await Promise.race([
+        a.close().then(() => transport.close()).then(() => true),
+        new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 5_000)),
+      ]);
+      clearTimeout(timer);
+      assert.ok(closed, "close() still waiting after 5 s");
+    } finally {
+      fleet.redis.signal("SIGCONT");
+      await transport.close();
+    }
+  });
+});
+
 test("tiered: Redis SIGKILL and restart: no throw, then coherence resumes", async () => {
   await withFleet(async (fleet) => {
     const hostA = fleet.host();
