@@ -752,7 +752,12 @@ export class TieredCache implements AsyncDisposable {
   async #store(key: string, value: unknown, entry: EntryOptions): Promise<void> {
     if (value === undefined) return;
     const payload = this.#serializer.stringify(value);
+    // Both read before the L2 write, as a fill reads them before its L2
+    // read: a newer write of another host whose invalidation this host
+    // lost in a bus gap is only known by the epoch the gap moved, so an
+    // epoch read after the L2 write would call this older value fresh.
     const seq0 = this.#host.seq;
+    const epoch = this.#host.epoch;
     let tagTokens: string[] | null = null;
     try {
       tagTokens = await this.#l2.set(key, payload, entry);
@@ -763,7 +768,6 @@ export class TieredCache implements AsyncDisposable {
       this.#releaseFleetLock(key);
     }
     if (this.#closed) return;
-    const epoch = this.#host.epoch;
     this.#host.change((tx, raced) => {
       // A tagged entry whose tokens L2 did not give cannot be checked.
       if (raced || (tagTokens === null && entry.tags.length > 0)) {

@@ -213,8 +213,9 @@ export async function clientTransport(
 }
 
 /**
- * Wraps a transport: counts commands, and lets a test hold a command's
- * reply until it says so (`hold` returns a gate for the commands it picks).
+ * Wraps a transport: counts commands, lets a test hold a command's reply
+ * until it says so (`hold` returns a gate for the commands it picks), and
+ * lose subscription messages then report the gap (`drop`, `gap()`).
  */
 export class GatedTransport implements TieredTransport {
   readonly inner: TieredTransport;
@@ -222,6 +223,11 @@ export class GatedTransport implements TieredTransport {
   readonly sent: string[][] = [];
   /** Picks commands to hold: resolves the reply only when the returned promise does. */
   hold: ((args: readonly string[]) => Promise<void> | undefined) | undefined;
+  /** Picks subscription messages to lose (never delivered), as a broken connection would. */
+  drop: ((channel: string, message: string) => boolean) | undefined;
+  /** Messages `drop` picked. */
+  dropped = 0;
+  readonly #gaps: (() => void)[] = [];
 
   constructor(inner: TieredTransport) {
     this.inner = inner;
@@ -240,7 +246,23 @@ export class GatedTransport implements TieredTransport {
     onMessage: (channel: string, message: string) => void,
     onGap: () => void,
   ): Promise<TransportSubscription> {
-    return this.inner.subscribe(channels, onMessage, onGap);
+    this.#gaps.push(onGap);
+    return this.inner.subscribe(channels, (channel, message) => {
+      if (this.drop?.(channel, message)) {
+        this.dropped++;
+        return;
+      }
+      onMessage(channel, message);
+    }, onGap);
+  }
+
+  /**
+   * Reports a gap to every subscriber, as a transport does after losing its
+   * connection: with `drop`, this stages "messages were lost, then the
+   * transport noticed" at a moment the test picks.
+   */
+  gap(): void {
+    for (const onGap of this.#gaps) onGap();
   }
 
   close(): Promise<void> {

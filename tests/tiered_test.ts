@@ -278,6 +278,49 @@ test("tiered: a local write racing a newer write of another host leaves no stale
   });
 });
 
+test("tiered: a local write whose rival's invalidation was lost in a bus gap is not fresh after the gap (forced)", async () => {
+  await withFleet(async (fleet) => {
+    const hostA = fleet.host();
+    const transport = new GatedTransport(await clientTransport(fleet.redis.url));
+    try {
+      const a = await fleet.open(hostA, { l2: { transport } });
+      const b = await fleet.open(fleet.host());
+      await live(a);
+      await live(b);
+      // A's L2 write runs in Redis, then its reply waits at the gate.
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => open = resolve);
+      let held!: () => void;
+      const reached = new Promise<void>((resolve) => held = resolve);
+      transport.hold = (args) => {
+        if (args[0] !== "EVAL" || !args[3]?.endsWith(":k:k") || args.length < 8) return undefined;
+        transport.hold = undefined;
+        held();
+        return gate;
+      };
+      const write = a.set("k", "older");
+      await reached;
+      // B writes after A in Redis; its invalidation is lost on A's
+      // subscription, then A's transport reports the gap and A's listener
+      // proves the bus live again, all before A's write reaches L1.
+      transport.drop = (channel) => channel.endsWith(":bus");
+      await b.set("k", "newer");
+      await until(() => transport.dropped >= 1, "A to lose B's invalidation");
+      transport.drop = undefined;
+      const gaps = a.stats().busGaps;
+      transport.gap();
+      assert.equal(a.stats().busGaps, gaps + 1);
+      await live(a);
+      open();
+      await write;
+      // A's write began before the gap: what it left in L1 is not fresh.
+      assert.equal(await a.get("k"), "newer");
+    } finally {
+      await transport.close();
+    }
+  });
+});
+
 test("tiered: stale within grace is served at once while one background refresh runs", async () => {
   await withFleet(async (fleet) => {
     const dir = fleet.host();
