@@ -13,8 +13,18 @@
  *   listener took over) and again once the subscription is proven live. An
  *   L1 entry records the epoch read before the L2 read that filled it, and
  *   is fresh only while the epoch is unchanged: entries filled before a gap
- *   are stale (served only within grace), whatever their TTL says. Starts at
- *   the creation time in ms, so a region made anew never reuses an old epoch.
+ *   are stale (served only within grace), whatever their TTL says.
+ * - The epoch is a lease: `e` expires `3 * heartbeatMs` (at least 1 s, so
+ *   that a busy machine's late timers do not make it lapse) after it was
+ *   last written, and only the listener's heartbeat timer renews it. A listener
+ *   that cannot apply messages although its process lives (SIGSTOPped, its
+ *   event loop blocked) stops renewing, `e` disappears, and no L1 entry is
+ *   fresh (each one reads as stale) until a listener writes a new epoch:
+ *   the stalled one when it runs again, or another process of the host,
+ *   which takes the claim over from a holder whose lease lapsed.
+ * - `E`, the last epoch handed out (no expiry): a new epoch is `E + 1`,
+ *   so a lapsed lease never brings an old epoch back. Starts at the
+ *   creation time in ms, so a region made anew never reuses an old epoch.
  * - `H`, the host's random id: a listener ignores the messages its own host
  *   published (their writer applied them already).
  * - `L`, the listener's claim: `<handle token>/<nonce>`.
@@ -42,8 +52,9 @@
  * Every instance polls `L` every `electionMs`. The claim names a handle of
  * the meta region; the native library holds an OFD lock per handle, which
  * the kernel releases when its process dies, so `isHandleAlive` tells a
- * dead listener from a live one without any timeout. The first poller to
- * see a dead (or no) listener swaps its own claim in under the meta region's
+ * dead listener from a live one without any timeout; a live one that let
+ * its epoch lease lapse counts as gone too. The first poller to see a dead,
+ * lapsed or no listener swaps its own claim in under the meta region's
  * writer lock and becomes the listener: it bumps the epoch, subscribes, and
  * bumps it again once its first heartbeat comes back through the
  * subscription. A handle slot reused by a new process keeps the token, so
@@ -60,8 +71,11 @@
  *
  * What it cannot see: between a listener's death and its successor's first
  * poll (at most `electionMs`), the host's fresh entries may miss an
- * invalidation; a listener alive but stalled (its event loop blocked) applies
- * messages late.
+ * invalidation; a listener alive but stalled (SIGSTOP, a blocked event loop)
+ * applies messages late, by at most its lease (`3 * heartbeatMs`, at least 1 s), after
+ * which the host's L1 is stale until a listener renews it; two instances may
+ * both act as listener for a moment after a stalled one resumes, which costs
+ * a duplicate delete, never a missed one.
  *
  * @module
  */
@@ -72,6 +86,9 @@ import type { CacheLock } from "./guard.ts";
 import { randomToken } from "./_tiered_l2.ts";
 import type { L2Store } from "./_tiered_l2.ts";
 import type { TieredTransport, TransportSubscription } from "./tiered_transport.ts";
+
+/** The shortest epoch lease, in ms (see the module documentation). */
+const LEASE_MIN_MS = 1_000;
 
 /** The L1 key of a tag's current token. */
 export const TAG_PREFIX = "\u0000t:";
@@ -158,12 +175,12 @@ export class Host {
     this.#token = meta.handleToken;
     this.#claim = `${this.#token}/${randomToken()}`;
     // add() is atomic across processes: the first opener's values stay.
-    meta.add("e", Date.now(), { ttlMs: Infinity });
+    meta.add("E", Date.now(), { ttlMs: Infinity });
     meta.add("s", 0, { ttlMs: Infinity });
     meta.add("H", randomToken(), { ttlMs: Infinity });
     const hostId = meta.get("H");
     if (
-      typeof hostId !== "string" || typeof meta.get("e") !== "number" ||
+      typeof hostId !== "string" || typeof meta.get("E") !== "number" ||
       typeof meta.get("s") !== "number"
     ) {
       throw new CacheError(
@@ -208,9 +225,12 @@ export class Host {
     }
   }
 
-  /** The host's epoch now (see the module documentation). */
+  /**
+   * The host's epoch now (see the module documentation), a positive
+   * number; 0 while no listener holds the lease (then nothing is fresh).
+   */
   get epoch(): number {
-    return this.#meta.get("e") as number;
+    return (this.#meta.get("e") as number | undefined) ?? 0;
   }
 
   /** The host's invalidation sequence now. */
@@ -284,10 +304,49 @@ export class Host {
   bumpEpoch(): void {
     const tx = this.#meta.lock();
     try {
-      tx.set("e", ((tx.get("e") as number | undefined) ?? Date.now()) + 1, { ttlMs: Infinity });
+      this.#bumpLocked(tx);
     } finally {
       tx.release();
     }
+  }
+
+  /** `bumpEpoch` under the meta region's lock: a new epoch, leased anew. */
+  #bumpLocked(tx: CacheLock): void {
+    const next = ((tx.get("E") as number | undefined) ?? Date.now()) + 1;
+    tx.set("E", next, { ttlMs: Infinity });
+    tx.set("e", next, { ttlMs: this.#leaseMs });
+  }
+
+  /** How long the epoch lives without a renewal by the listener. */
+  get #leaseMs(): number {
+    return Math.max(3 * this.#options.heartbeatMs, LEASE_MIN_MS);
+  }
+
+  /**
+   * The listener's renewal of the epoch lease, from its heartbeat timer.
+   * False if the claim is no longer this instance's (another process took
+   * over while this one was stalled): it must stop listening. If the lease
+   * lapsed, this listener was stalled and may have applied nothing
+   * meanwhile: a new epoch, and a gap until the bus is proven live again.
+   */
+  #renewLease(): boolean {
+    const tx = this.#meta.lock();
+    try {
+      if (tx.get("L") !== this.#claim) return false;
+      const epoch = tx.get("e");
+      if (epoch !== undefined) {
+        tx.set("e", epoch, { ttlMs: this.#leaseMs });
+        return true;
+      }
+      this.#bumpLocked(tx);
+      this.#bumpOwed = false;
+    } finally {
+      tx.release();
+    }
+    this.#liveFrom = this.#hbSent + 1;
+    this.#live = false;
+    this.gaps++;
+    return true;
   }
 
   /**
@@ -321,11 +380,15 @@ export class Host {
         return;
       }
       if (this.#listening) this.#stopListening();
-      if (holder !== undefined && this.#isAlive(holder)) return;
+      // A live holder keeps the claim while it renews the epoch lease.
+      const alive = holder !== undefined && this.#isAlive(holder);
+      if (alive && this.#meta.get("e") !== undefined) return;
       const tx = this.#meta.lock();
       try {
-        // Only replace what we judged dead: another instance may have won meanwhile.
-        if (tx.get("L") !== holder) return;
+        // Only replace what we judged dead or lapsed: another instance may
+        // have won meanwhile, or the holder renewed its lease (the renewal
+        // and this check both run under the meta lock).
+        if (tx.get("L") !== holder || (alive && tx.get("e") !== undefined)) return;
         tx.set("L", this.#claim, { ttlMs: Infinity });
       } finally {
         tx.release();
@@ -414,6 +477,14 @@ export class Host {
   /** Sends the next heartbeat after checking the previous one came back. */
   #heartbeat(): void {
     if (!this.#listening) return;
+    try {
+      if (!this.#renewLease()) {
+        this.#stopListening();
+        return;
+      }
+    } catch {
+      // A busy meta lock: the lease may lapse, which only makes L1 stale.
+    }
     if (this.#bumpOwed) this.#bumpEpochOwed();
     if (this.#subscription === undefined) {
       this.#subscribe();
@@ -469,6 +540,12 @@ export class Host {
       return;
     }
     if (typeof msg !== "object" || msg === null || msg.h === this.hostId) return;
+    // Taken over while stalled: the new listener applies what follows (and
+    // moved the epoch past what this one missed).
+    if (this.#meta.get("L") !== this.#claim) {
+      this.#stopListening();
+      return;
+    }
     this.applied++;
     try {
       this.#apply(msg);

@@ -423,7 +423,8 @@ export class TieredCache implements AsyncDisposable {
         if (this.#l1.get(TAG_PREFIX + tags[i]) !== tags[i + 1]) return UNUSABLE;
       }
     }
-    if (env[2] === epoch && Date.now() < env[1]) return FRESH;
+    // Epoch 0: no listener vouches for the host's L1 now (a lapsed lease).
+    if (env[2] === epoch && epoch !== 0 && Date.now() < env[1]) return FRESH;
     return env[4] > 0 ? STALE : UNUSABLE;
   }
 

@@ -14,10 +14,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
-import { test } from "./_harness.ts";
+import { runtime, test } from "./_harness.ts";
 import { root, type Runtime, runtimeCommand } from "./_proc.ts";
-import { RedisServer } from "./_redis.ts";
-import type { TieredCacheStats } from "../mod.ts";
+import { RedisServer, runtimeL2 } from "./_redis.ts";
+import { TieredCache, type TieredCacheStats } from "../mod.ts";
 
 const CHILD = join(root, "tests/_tiered_child.ts");
 
@@ -225,4 +225,66 @@ test(
     }
   },
   { timeoutMs: 120_000 },
+);
+
+test(
+  "tiered across processes: a SIGSTOPped listener stops vouching for its host's L1 within its lease, and is replaced",
+  async () => {
+    const redis = await RedisServer.start();
+    const dirs = [mkdtempSync(join(tmpdir(), "shmc-h1-")), mkdtempSync(join(tmpdir(), "shmc-h2-"))];
+    const name = `tiered-stop-${process.pid}`;
+    const child = new Proc(runtime, "h1", [name, dirs[0], redis.url]);
+    const caches: TieredCache[] = [];
+    const clients: Array<() => Promise<void>> = [];
+    try {
+      await child.ready;
+      await until(async () => (await listeners([child])).length === 1, "the child to listen");
+      const open = async (dir: string) => {
+        const { l2, close } = await runtimeL2(redis.url);
+        clients.push(close);
+        const cache = await TieredCache.open(name, {
+          l1: { dir, capacity: 1_000, maxKeyBytes: 128, maxValueBytes: 4_096 },
+          l2: { ...l2, timeoutMs: 500 },
+          heartbeatMs: 100,
+          electionMs: 20,
+        });
+        caches.push(cache);
+        return cache;
+      };
+      const h1 = await open(dirs[0]);
+      const h2 = await open(dirs[1]);
+      assert.equal(h1.stats().listening, false);
+      await until(() => Promise.resolve(h2.stats().busLive), "h2's listener to be live");
+      await h2.set("k", "v1");
+      await until(async () => (await h1.get("k")) === "v1", "h1 to read v1");
+      assert.ok(h1.stats().l1Hits + h1.stats().l2Hits > 0);
+      // Host 1's listener stops: alive to the kernel, deaf to the bus.
+      child.kill("SIGSTOP");
+      await h2.set("k", "v2");
+      // Within the listener's lease (three heartbeats) host 1 stops serving
+      // what it filled under it, and its other process takes over.
+      await until(async () => (await h1.get("k")) === "v2", "h1 to stop serving v1", 5_000);
+      await until(() => Promise.resolve(h1.stats().busLive), "h1's instance to take over", 5_000);
+      await h2.set("k", "v3");
+      await until(async () => (await h1.get("k")) === "v3", "h1 to read v3", 5_000);
+      // Resumed, the old listener sees it lost the claim: one listener again.
+      child.kill("SIGCONT");
+      await until(
+        async () => !(await child.stats()).listening,
+        "the resumed child to stop listening",
+      );
+      assert.equal(h1.stats().listening, true);
+    } finally {
+      child.kill("SIGCONT");
+      child.kill("SIGKILL");
+      if (child.proc.exitCode === null && child.proc.signalCode === null) {
+        await new Promise((resolve) => child.proc.once("exit", resolve));
+      }
+      await Promise.allSettled(caches.map((c) => c.close()));
+      await Promise.allSettled(clients.map((close) => close()));
+      await redis.close();
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  { timeoutMs: 60_000 },
 );
