@@ -116,7 +116,7 @@ function isLockUnavailable(error: unknown): boolean {
 }
 
 /** Lets a timer not keep the process alive, in Deno and in Bun. */
-function unref(timer: unknown): void {
+export function unref(timer: unknown): void {
   if (typeof timer === "object" && timer !== null && "unref" in timer) {
     (timer as { unref(): void }).unref();
     return;

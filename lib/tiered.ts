@@ -30,7 +30,7 @@ import { CacheError } from "./errors.ts";
 import type { CacheLock } from "./guard.ts";
 import { type RemoteCounts, SingleFlight } from "./_single_flight.ts";
 import { L2Store, randomToken } from "./_tiered_l2.ts";
-import { Host, TAG_PREFIX } from "./_tiered_host.ts";
+import { Host, TAG_PREFIX, unref } from "./_tiered_host.ts";
 import {
   checkL2Connection,
   type L2Connection,
@@ -176,6 +176,11 @@ const NAME_MAX = 120;
 const DEFAULT_L1 = { capacity: 4_096, maxKeyBytes: 256, maxValueBytes: 8_192 };
 const MISSING: unique symbol = Symbol("missing");
 const REFRESH_PREFIX = "\u0000rf:";
+/** Retries of unpublished invalidations: the first after this many ms, doubling to the next. */
+const REPUBLISH_FIRST_MS = 50;
+const REPUBLISH_MAX_MS = 1_000;
+/** Unpublished keys and tags beyond this many are replaced by one L1 clear of every other host. */
+const REPUBLISH_MAX_NAMES = 1_000;
 const JSON_SERIALIZER: TieredSerializer = { stringify: JSON.stringify, parse: JSON.parse };
 const textEncoder = new TextEncoder();
 
@@ -276,6 +281,15 @@ export class TieredCache implements AsyncDisposable {
   #fenced = 0;
   #published = 0;
   #hardTimeouts = 0;
+  /**
+   * Invalidations whose publish failed, merged, retried until Redis takes
+   * them: the writes they follow may have reached L2 (a publish can fail
+   * after its write succeeded), and another host's L1 would otherwise keep
+   * the old value as fresh until its TTL.
+   */
+  #unpublished: { d: Set<string>; t: Set<string>; c: boolean } | undefined;
+  #republishTimer: ReturnType<typeof setTimeout> | undefined;
+  #republishMs = REPUBLISH_FIRST_MS;
 
   private constructor(
     name: string,
@@ -803,7 +817,44 @@ export class TieredCache implements AsyncDisposable {
       await this.#host.publish(message);
       this.#published++;
     } catch (error) {
+      this.#keepUnpublished(message);
       this.#l2Failed(error);
+    }
+  }
+
+  /** Queues a message whose publish failed, and schedules its retry. */
+  #keepUnpublished(message: { d?: string[]; t?: string[]; c?: 1 }): void {
+    if (this.#closed) return;
+    const queue = this.#unpublished ??= { d: new Set(), t: new Set(), c: false };
+    for (const key of message.d ?? []) queue.d.add(key);
+    for (const tag of message.t ?? []) queue.t.add(tag);
+    if (message.c === 1 || queue.d.size + queue.t.size > REPUBLISH_MAX_NAMES) {
+      // Too many to list: the other hosts drop their whole L1 instead.
+      queue.c = true;
+      queue.d.clear();
+      queue.t.clear();
+    }
+    if (this.#republishTimer !== undefined) return;
+    this.#republishTimer = setTimeout(() => {
+      this.#republishTimer = undefined;
+      this.#republish().catch(() => {});
+    }, this.#republishMs);
+    unref(this.#republishTimer);
+    this.#republishMs = Math.min(this.#republishMs * 2, REPUBLISH_MAX_MS);
+  }
+
+  /** Publishes what `#keepUnpublished` queued, as one message; queues it again if that fails. */
+  async #republish(): Promise<void> {
+    const queue = this.#unpublished;
+    if (queue === undefined) return;
+    this.#unpublished = undefined;
+    const message = queue.c ? { c: 1 as const } : { d: [...queue.d], t: [...queue.t] };
+    try {
+      await this.#host.publish(message);
+      this.#published++;
+      this.#republishMs = REPUBLISH_FIRST_MS;
+    } catch {
+      this.#keepUnpublished(message);
     }
   }
 
@@ -945,6 +996,11 @@ export class TieredCache implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // One last try for invalidations not published yet (bounded by
+    // l2.timeoutMs; with Redis down, they are lost with this instance).
+    clearTimeout(this.#republishTimer);
+    this.#republishTimer = undefined;
+    await this.#republish();
     // Background refreshes are not awaited (a loader may never settle):
     // what they do after this point fails on the closed handles, quietly.
     await this.#host.close();

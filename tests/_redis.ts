@@ -214,8 +214,9 @@ export async function clientTransport(
 
 /**
  * Wraps a transport: counts commands, lets a test hold a command's reply
- * until it says so (`hold` returns a gate for the commands it picks), and
- * lose subscription messages then report the gap (`drop`, `gap()`).
+ * until it says so (`hold` returns a gate for the commands it picks), fail
+ * commands unsent (`fail`), and lose subscription messages then report the
+ * gap (`drop`, `gap()`).
  */
 export class GatedTransport implements TieredTransport {
   readonly inner: TieredTransport;
@@ -223,6 +224,8 @@ export class GatedTransport implements TieredTransport {
   readonly sent: string[][] = [];
   /** Picks commands to hold: resolves the reply only when the returned promise does. */
   hold: ((args: readonly string[]) => Promise<void> | undefined) | undefined;
+  /** Picks commands to fail without sending them, as a broken connection would. */
+  fail: ((args: readonly string[]) => boolean) | undefined;
   /** Picks subscription messages to lose (never delivered), as a broken connection would. */
   drop: ((channel: string, message: string) => boolean) | undefined;
   /** Messages `drop` picked. */
@@ -235,6 +238,7 @@ export class GatedTransport implements TieredTransport {
 
   async send(args: readonly string[]): Promise<unknown> {
     if (args[0] !== "PUBLISH") this.sent.push([...args]);
+    if (this.fail?.(args)) throw new Error(`GatedTransport: ${args[0]} failed on purpose`);
     const gate = this.hold?.(args);
     const reply = await this.inner.send(args);
     if (gate !== undefined) await gate;

@@ -321,6 +321,38 @@ test("tiered: a local write whose rival's invalidation was lost in a bus gap is 
   });
 });
 
+test("tiered: an invalidation whose publish failed after its L2 write is published again", async () => {
+  await withFleet(async (fleet) => {
+    const hostB = fleet.host();
+    const transport = new GatedTransport(await clientTransport(fleet.redis.url));
+    try {
+      const a = await fleet.open(fleet.host(), { l2: { transport } });
+      const b = await fleet.open(hostB);
+      await live(a);
+      await live(b);
+      const rawB = fleet.raw(hostB);
+      await applied(b, a, () => a.set("k", "v1"));
+      assert.equal(await b.get("k"), "v1"); // in B's L1 now, fresh
+      // A's next bus message fails unsent (a timeout, an open breaker, a
+      // dropped connection), after its L2 write succeeded.
+      let failed = 0;
+      transport.fail = (args) => {
+        if (args[0] !== "PUBLISH" || !args[1].endsWith(":bus")) return false;
+        transport.fail = undefined;
+        failed++;
+        return true;
+      };
+      await a.set("k", "v2"); // counted, not thrown
+      assert.equal(failed, 1);
+      assert.ok(a.stats().l2Errors >= 1);
+      await until(() => rawB.get("k") === undefined, "B's L1 to drop k", 5_000);
+      assert.equal(await b.get("k"), "v2");
+    } finally {
+      await transport.close();
+    }
+  });
+});
+
 test("tiered: stale within grace is served at once while one background refresh runs", async () => {
   await withFleet(async (fleet) => {
     const dir = fleet.host();
