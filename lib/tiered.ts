@@ -74,7 +74,7 @@ export interface TieredCacheOptions {
   l2: L2Connection & {
     /** Prefix of every Redis key and channel (default `shmc:{<name>}:`). */
     prefix?: string;
-    /** Longest wait for one Redis command, in ms (default 1,000). */
+    /** Longest wait for one Redis command, in ms (default 1,000, or `hardTimeoutMs / 2` if less; at most `hardTimeoutMs / 2`). */
     timeoutMs?: number;
     /** Consecutive failures that open the circuit breaker (default 3). */
     breakerThreshold?: number;
@@ -85,7 +85,7 @@ export interface TieredCacheOptions {
   ttlMs?: number;
   /** How long after that a stale entry may still be served, in ms (default 0). */
   graceMs?: number;
-  /** With a stale value at hand, how long `getOrSet` waits for its refresh before returning it, in ms (default 0: at once). */
+  /** With a stale value at hand, how long `getOrSet` waits for its refresh before returning it, in ms (default 0: at once; at most `hardTimeoutMs`). */
   softTimeoutMs?: number;
   /** The longest any call waits, in ms (default 10,000); past it `getOrSet` throws `CacheError` `Timeout` (the loader goes on and stores its result). */
   hardTimeoutMs?: number;
@@ -348,7 +348,28 @@ export class TieredCache implements AsyncDisposable {
       throw new TypeError("options.l2 is required: { url }, { client } or { transport }");
     }
     const l2Options = options.l2;
-    const timeoutMs = checkMs("l2.timeoutMs", l2Options.timeoutMs, 1_000, 1);
+    // A write sends two commands (the L2 write, then its invalidation), and
+    // no call may wait longer than hardTimeoutMs: each gets at most half.
+    const hardTimeoutMs = checkMs("hardTimeoutMs", options.hardTimeoutMs, 10_000, 1);
+    const timeoutMs = checkMs(
+      "l2.timeoutMs",
+      l2Options.timeoutMs,
+      Math.min(1_000, hardTimeoutMs / 2),
+      1,
+    );
+    if (timeoutMs > hardTimeoutMs / 2) {
+      throw new RangeError(
+        `l2.timeoutMs must be at most hardTimeoutMs / 2 = ${
+          hardTimeoutMs / 2
+        } (a write sends two commands), got ${timeoutMs}`,
+      );
+    }
+    const softTimeoutMs = checkMs("softTimeoutMs", options.softTimeoutMs, 0);
+    if (softTimeoutMs > hardTimeoutMs) {
+      throw new RangeError(
+        `softTimeoutMs must be at most hardTimeoutMs = ${hardTimeoutMs}, got ${softTimeoutMs}`,
+      );
+    }
     const breakerThreshold = checkMs("l2.breakerThreshold", l2Options.breakerThreshold, 3, 1);
     const breakerOpenMs = checkMs("l2.breakerOpenMs", l2Options.breakerOpenMs, 2_000, 1);
     const heartbeatMs = checkMs("heartbeatMs", options.heartbeatMs, 1_000, 10);

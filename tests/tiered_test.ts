@@ -387,6 +387,7 @@ test("tiered: soft timeout returns the stale value, hard timeout bounds a hung l
       graceMs: 60_000,
       softTimeoutMs: 50,
       hardTimeoutMs: 300,
+      l2: { url: fleet.redis.url, timeoutMs: 150 },
     });
     const raw = fleet.raw(dir);
     await a.set("k", "old");
@@ -486,6 +487,41 @@ test("tiered: close returns while Redis is stopped (SIGSTOP), commands in flight
     } finally {
       fleet.redis.signal("SIGCONT");
       await transport.close();
+    }
+  });
+});
+
+test("tiered: hardTimeoutMs bounds every call: each Redis command gets at most half of it", async () => {
+  await withFleet(async (fleet) => {
+    const dir = fleet.host();
+    await assert.rejects(
+      fleet.open(dir, { hardTimeoutMs: 400, l2: { url: fleet.redis.url, timeoutMs: 5_000 } }),
+      /l2.timeoutMs must be at most hardTimeoutMs \/ 2 = 200/,
+    );
+    await assert.rejects(
+      fleet.open(dir, {
+        hardTimeoutMs: 400,
+        softTimeoutMs: 1_000,
+        l2: { url: fleet.redis.url, timeoutMs: undefined },
+      }),
+      /softTimeoutMs must be at most hardTimeoutMs = 400/,
+    );
+    // No l2.timeoutMs: the default (1,000) shrinks to fit hardTimeoutMs.
+    const strict = await fleet.open(dir, {
+      hardTimeoutMs: 400,
+      suppressL2Errors: false,
+      l2: { url: fleet.redis.url, timeoutMs: undefined },
+    });
+    await strict.set("k", "v");
+    fleet.redis.signal("SIGSTOP");
+    try {
+      // A write sends two commands (the L2 write, then its invalidation).
+      await assert.rejects(
+        strict.get("other"),
+        (e) => e instanceof CacheError && /took over 200 ms/.test(e.message),
+      );
+    } finally {
+      fleet.redis.signal("SIGCONT");
     }
   });
 });
