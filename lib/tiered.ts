@@ -515,7 +515,13 @@ export class TieredCache implements AsyncDisposable {
     return { value, fresh: freshMs > 0 };
   }
 
-  /** Writes an envelope, or deletes the key when it does not fit L1 (an old value must not stay). */
+  /**
+   * Writes an envelope, or deletes the key when L1 cannot hold it (an old
+   * value must not stay): too large (RangeError), or not storable by the
+   * L1's codec (TypeError: a Date, NaN... under JSON, which the serializer
+   * may turn into something L2 holds). Throwing here would skip the
+   * invalidation of the other hosts after L2 took the value.
+   */
   #writeL1(tx: CacheLock, key: string, env: Envelope, ttlMs: number): void {
     if (!(ttlMs > 0)) {
       tx.delete(key);
@@ -524,7 +530,7 @@ export class TieredCache implements AsyncDisposable {
     try {
       tx.set(key, env, { ttlMs: Number.isFinite(ttlMs) ? ttlMs : Infinity });
     } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
+      if (!(error instanceof RangeError) && !(error instanceof TypeError)) throw error;
       tx.delete(key);
     }
   }

@@ -353,6 +353,33 @@ test("tiered: an invalidation whose publish failed after its L2 write is publish
   });
 });
 
+test("tiered: a value L1 cannot hold (a Date under its JSON codec) still reaches L2 and invalidates every host", async () => {
+  await withFleet(async (fleet) => {
+    const hostA = fleet.host();
+    const hostB = fleet.host();
+    const a = await fleet.open(hostA);
+    const b = await fleet.open(hostB);
+    await live(a);
+    await live(b);
+    const rawA = fleet.raw(hostA);
+    const rawB = fleet.raw(hostB);
+    await applied(b, a, () => a.set("k", { d: "old" }));
+    assert.deepEqual(await b.get("k"), { d: "old" });
+    assert.deepEqual(await a.get("k"), { d: "old" });
+    await a.set("k", { d: new Date(0) });
+    // Not kept in A's L1 (neither the old value nor the new one)...
+    assert.equal(rawA.get("k"), undefined);
+    // ...and the other host was told.
+    await until(() => rawB.get("k") === undefined, "B's L1 to drop k", 5_000);
+    const json = { d: new Date(0).toJSON() };
+    assert.deepEqual(await a.get("k"), json);
+    assert.deepEqual(await b.get("k"), json);
+    // getOrSet returns what its loader returned, and stores it in L2.
+    assert.deepEqual(await a.getOrSet("n", () => ({ d: new Date(0) })), { d: new Date(0) });
+    assert.deepEqual(await b.get("n"), json);
+  });
+});
+
 test("tiered: stale within grace is served at once while one background refresh runs", async () => {
   await withFleet(async (fleet) => {
     const dir = fleet.host();
