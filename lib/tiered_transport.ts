@@ -251,7 +251,10 @@ async function endNodeClient(client: NodeRedisClientLike): Promise<void> {
  * connected. Commands go through `client`; the subscription uses a
  * duplicate, which node-redis re-subscribes after a reconnection; the
  * adapter reports each disconnection as a gap. `owned`: close `client` too
- * on {@linkcode TieredTransport.close}.
+ * on {@linkcode TieredTransport.close}. `subscribeTimeoutMs` (default
+ * 5,000) bounds the connection and SUBSCRIBE of a subscription: a Redis
+ * that accepts connections but never answers (SIGSTOP) would otherwise
+ * keep each attempt, and its socket, open until it answers.
  *
  * @example
  * ```ts ignore
@@ -262,8 +265,9 @@ async function endNodeClient(client: NodeRedisClientLike): Promise<void> {
  */
 export function nodeRedisTransport(
   client: NodeRedisClientLike,
-  options: { owned?: boolean } = {},
+  options: { owned?: boolean; subscribeTimeoutMs?: number } = {},
 ): TieredTransport {
+  const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 5_000;
   const subscribers = new Set<NodeRedisClientLike>();
   let closed = false;
   return {
@@ -281,14 +285,28 @@ export function nodeRedisTransport(
       sub.on("end", () => {
         if (!ended) onGap();
       });
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        await sub.connect();
-        await sub.subscribe([...channels], (message, channel) => onMessage(channel, message));
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`SUBSCRIBE took over ${subscribeTimeoutMs} ms`)),
+            subscribeTimeoutMs,
+          );
+        });
+        const attempt = (async () => {
+          await sub.connect();
+          await sub.subscribe([...channels], (message, channel) => onMessage(channel, message));
+        })();
+        attempt.catch(() => {});
+        await Promise.race([attempt, timeout]);
       } catch (error) {
         ended = true;
         subscribers.delete(sub);
-        await endNodeClient(sub);
+        // Not endNodeClient: a graceful close would wait for the answer.
+        sub.destroy?.();
         throw error;
+      } finally {
+        clearTimeout(timer);
       }
       return {
         async close() {
@@ -374,9 +392,12 @@ export async function openTransport(
   checkL2Connection(l2);
   if (l2.transport !== undefined) return { transport: l2.transport, owned: false };
   if (l2.client !== undefined) {
-    return isBunClient(l2.client)
-      ? { transport: bunRedisTransport(l2.client), owned: false }
-      : { transport: nodeRedisTransport(l2.client as NodeRedisClientLike), owned: false };
+    const transport = isBunClient(l2.client)
+      ? bunRedisTransport(l2.client)
+      : nodeRedisTransport(l2.client as NodeRedisClientLike, {
+        subscribeTimeoutMs: connectTimeoutMs,
+      });
+    return { transport, owned: false };
   }
   const url = l2.url as string;
   // deno-lint-ignore no-explicit-any

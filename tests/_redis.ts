@@ -198,6 +198,7 @@ export async function runtimeL2(
 export async function clientTransport(
   url: string,
   kind: "runtime" | "node-redis" = "runtime",
+  subscribeTimeoutMs?: number,
 ): Promise<TieredTransport> {
   // deno-lint-ignore no-explicit-any
   const bun = (globalThis as any).Bun;
@@ -209,7 +210,10 @@ export async function clientTransport(
   const client = createClient({ url, disableOfflineQueue: true });
   client.on("error", () => {});
   await client.connect();
-  return nodeRedisTransport(client as unknown as NodeRedisClientLike, { owned: true });
+  return nodeRedisTransport(client as unknown as NodeRedisClientLike, {
+    owned: true,
+    subscribeTimeoutMs,
+  });
 }
 
 /**

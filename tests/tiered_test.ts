@@ -553,6 +553,30 @@ test("tiered: hardTimeoutMs bounds every call: each Redis command gets at most h
   });
 });
 
+test("tiered: a node-redis subscription to a stopped Redis gives up within subscribeTimeoutMs", async () => {
+  await withFleet(async (fleet) => {
+    const transport = await clientTransport(fleet.redis.url, "node-redis", 200);
+    fleet.redis.signal("SIGSTOP");
+    let timer!: ReturnType<typeof setTimeout>;
+    try {
+      // The listener starts a new attempt every three heartbeats: each one
+      // left hanging would keep a client and its socket until Redis answers.
+      const outcome = await Promise.race([
+        transport.subscribe(["ch"], () => {}, () => {}).then(
+          (sub) => sub.close().then(() => "subscribed"),
+          () => "rejected",
+        ),
+        new Promise<string>((resolve) => timer = setTimeout(() => resolve("hanging"), 5_000)),
+      ]);
+      assert.equal(outcome, "rejected");
+    } finally {
+      clearTimeout(timer);
+      fleet.redis.signal("SIGCONT");
+      await transport.close();
+    }
+  });
+});
+
 test("tiered: Redis SIGKILL and restart: no throw, then coherence resumes", async () => {
   await withFleet(async (fleet) => {
     const hostA = fleet.host();
