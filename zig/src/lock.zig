@@ -184,8 +184,12 @@ const testing = std.testing;
 const TestMemory = @import("test_region.zig").Memory;
 const scratch_fds = @import("test_region.zig").scratch_fds;
 
-/// A deadline that is never reached in a test that expects no wait.
-const no_deadline = std.math.maxInt(u64);
+/// The bound of an acquire that a test expects to succeed at once: far
+/// beyond any stall, yet finite, so that a broken lock fails the test with
+/// error.Timeout instead of hanging it.
+fn soon() u64 {
+    return sys.now_ns() + 10 * std.time.ns_per_s;
+}
 
 test "acquire takes a free lock, bumps the generation, and release frees it keeping the generation" {
     const m = try TestMemory.init(4);
@@ -193,17 +197,17 @@ test "acquire takes a free lock, bumps the generation, and release frees it keep
     const h = &m.handle;
     const header = h.header();
     const gen0 = word_generation(header.lock_word);
-    try testing.expectEqual(Acquired.free, try acquire(h, no_deadline));
+    try testing.expectEqual(Acquired.free, try acquire(h, soon()));
     try testing.expect(h.lock_held);
     try testing.expectEqual(h.live_slot, word_slot(header.lock_word));
     try testing.expectEqual(h.pid, word_pid(header.lock_word));
     try testing.expectEqual(gen0 + 1, word_generation(header.lock_word));
-    try testing.expectError(error.Held, acquire(h, no_deadline));
+    try testing.expectError(error.Held, acquire(h, soon()));
     release(h);
     try testing.expect(!h.lock_held);
     try testing.expectEqual(@as(u32, 0), word_slot(header.lock_word));
     try testing.expectEqual(gen0 + 1, word_generation(header.lock_word));
-    try testing.expectEqual(Acquired.free, try acquire(h, no_deadline));
+    try testing.expectEqual(Acquired.free, try acquire(h, soon()));
     try testing.expectEqual(gen0 + 2, word_generation(header.lock_word));
     release(h);
 }
@@ -217,12 +221,12 @@ test "a live owner keeps the lock: another handle times out instead of taking it
     const slot_b = (try liveness.claim(fds[1], slot_a)).slot;
     var a = m.other(slot_a, fds[0]);
     var b = m.other(slot_b, fds[1]);
-    _ = try acquire(&a, no_deadline);
+    _ = try acquire(&a, soon());
     // The bound is what is tested: b must give up, whatever the time taken.
     try testing.expectError(error.Timeout, acquire(&b, sys.now_ns() + 20 * std.time.ns_per_ms));
     try testing.expectEqual(slot_a, word_slot(a.header().lock_word));
     release(&a);
-    try testing.expectEqual(Acquired.free, try acquire(&b, no_deadline));
+    try testing.expectEqual(Acquired.free, try acquire(&b, soon()));
     release(&b);
 }
 
@@ -235,7 +239,7 @@ test "a dead owner's lock is recovered once its liveness slot is unlocked, with 
     const slot_b = (try liveness.claim(fds[1], slot_a)).slot;
     var a = m.other(slot_a, fds[0]);
     var b = m.other(slot_b, fds[1]);
-    _ = try acquire(&a, no_deadline);
+    _ = try acquire(&a, soon());
     const dead_word = a.header().lock_word;
     // a dies holding the lock: its descriptor closes, the kernel unlocks
     // its slot byte, and the word still names it.
@@ -253,7 +257,7 @@ test "a handle finding its own slot in the word (a dead predecessor's) recovers 
     const m = try TestMemory.init(4);
     defer m.deinit();
     const h = &m.handle;
-    _ = try acquire(h, no_deadline);
+    _ = try acquire(h, soon());
     release_for_test(h);
     // No liveness probe is needed (fd -1 would answer "alive"): the slot is ours.
     try testing.expectEqual(Acquired.recovered, try acquire(h, sys.now_ns() + std.time.ns_per_s));
@@ -270,14 +274,14 @@ test "ABA: a recoverer's stale view of a dead owner's word cannot take a later o
     defer m.deinit();
     const h = &m.handle;
     const header = h.header();
-    _ = try acquire(h, no_deadline);
+    _ = try acquire(h, soon());
     const observed = header.lock_word;
     release_for_test(h);
     var rescuer = m.other(h.live_slot + 1, -1);
     rescuer.live_slot = h.live_slot; // recovers through the own-slot shortcut
-    try testing.expectEqual(Acquired.recovered, try acquire(&rescuer, no_deadline));
+    try testing.expectEqual(Acquired.recovered, try acquire(&rescuer, soon()));
     release(&rescuer);
-    _ = try acquire(h, no_deadline); // same slot, same PID as the dead owner
+    _ = try acquire(h, soon()); // same slot, same PID as the dead owner
     try testing.expect(header.lock_word != observed);
     const late = word_make(word_generation(observed) +% 1, 7, 7);
     try testing.expect(@cmpxchgStrong(u64, &header.lock_word, observed, late, .acquire, .monotonic) != null);
@@ -290,6 +294,6 @@ test "acquire refuses a handle inherited through fork" {
     defer m.deinit();
     var h = m.handle;
     h.fork_epoch = sys.fork_epoch +% 1;
-    try testing.expectError(error.Forked, acquire(&h, no_deadline));
+    try testing.expectError(error.Forked, acquire(&h, soon()));
     try testing.expectEqual(@as(u32, 0), word_slot(h.header().lock_word));
 }
