@@ -86,8 +86,9 @@ const keys = Array.from({ length: KEYS }, (_, i) => enc.encode(`suser:${i}`));
 const value = enc.encode("\x06" + "0123456789abcdef".repeat(4));
 
 function openOn(lib: Lib, name: string, v2: boolean): unknown {
-  // The sixth field (codec, ABI 9: -1 = not given) is not read by the baseline.
-  const config = new Float64Array([10_000, 65, 1025, 0, 500, -1]);
+  // The sixth field (codec, ABI 9: -1 = not given) and the seventh (on
+  // mismatch, ABI 10: 0 = fail) are not read by the baseline.
+  const config = new Float64Array([10_000, 65, 1025, 0, 500, -1, 0]);
   const err = new Uint8Array(256);
   const status = new Int32Array(2);
   const d = enc.encode(dir);

@@ -445,6 +445,7 @@ function hitPathSteps(dir: string): { steps: Step[]; memo: MemoRate; close: () =
     0,
     500,
     -1, // codec: not given (the cache's, json when created)
+    0, // on mismatch: fail
   ]);
   const status = new Int32Array(2);
   const err = new Uint8Array(512);

@@ -311,7 +311,7 @@ const destroy: Command = {
   spec: {
     name: "destroy",
     summary:
-      "Remove a cache's file. Processes that have it open keep their mapping until they close.",
+      "Remove a cache's file. Handles open in other processes move to a new region at their next operation.",
     args: ["NAME"],
     options: { dir: DIR },
     details: "Exit code 1 when there is no such cache.",
@@ -330,7 +330,7 @@ const destroy: Command = {
     }
     SharedCache.destroy(name, options);
     const note = handles > 0
-      ? ` (${handles} open handle(s) keep the old region until they close)`
+      ? ` (${handles} open handle(s) move to a new region at their next operation)`
       : "";
     io.out(`destroyed ${name}${note}`);
     return 0;

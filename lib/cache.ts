@@ -104,6 +104,19 @@ export interface SharedCacheOptions {
    * object that the caller may change.
    */
   immutable?: boolean;
+  /**
+   * What to do when the cache exists with other geometry, TTL, codec or
+   * file format than given: `"error"` (default) throws `CacheError` `Mismatch`;
+   * `"replace"` builds a new, empty region with the given options under the
+   * name (it needs `capacity`, `maxKeyBytes` and `maxValueBytes`). Handles
+   * of the old region, in any process, move to the new one at their next
+   * operation; the old entries are dropped, and a write racing with the
+   * replace may be lost, but no process keeps using the old region. Two
+   * processes that each open with their own geometry and `"replace"`
+   * replace each other's region at every open: give every process the same
+   * options, or let all but one attach.
+   */
+  onMismatch?: "error" | "replace";
 }
 
 /** Options of {@linkcode SharedCache.set}. */
@@ -175,6 +188,7 @@ const OPEN_OPTIONS: readonly (keyof SharedCacheOptions)[] = [
   "decodeCacheBytes",
   "codec",
   "immutable",
+  "onMismatch",
 ];
 const SET_OPTIONS: readonly (keyof SetOptions)[] = ["ttlMs"];
 /** `shmc_insert` modes (lib/ffi/symbols.ts CONSTANTS, checked at load). */
@@ -187,6 +201,15 @@ const KEY_BYTES_MAX = (1 << 16) - 1;
 const VALUE_BYTES_MAX = (1 << 27) - 1;
 /** shmc_open's config: -1 = not given (taken from the existing cache). */
 const NOT_GIVEN = -1;
+/**
+ * The most moves one operation makes. Each needs the region it moved to
+ * to be destroyed or replaced again before the operation ran there: only
+ * a process destroying the cache in a loop does that.
+ */
+const MOVES_MAX = 4;
+/** shmc_open's config[6]: on mismatch, fail (0) or replace the region (1). */
+const ON_MISMATCH_FAIL = 0;
+const ON_MISMATCH_REPLACE = 1;
 const NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 const ERR_CAP = 512;
 const DEFAULT_DECODE_CACHE_BYTES = 1 << 20;
@@ -307,8 +330,73 @@ function forwardingSkips(counts: FlightCounts, add: (n: number) => void): Flight
   return counts;
 }
 
+/** What a native open returned: the handle and the region's own limits. */
+interface Opened {
+  handle: NativeHandle;
+  /** The file's device and inode: the cache's identity in this isolate. */
+  identity: string;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  codec: CodecName;
+}
+
+/**
+ * Opens `name` natively. `config` is shmc_open's vector (geometry with the
+ * tag byte included, -1 = not given), copied, so the caller's stays as it
+ * was given.
+ */
+function openNative(native: Native, dir: string, name: string, config: Float64Array): Opened {
+  const dirBytes = textEncoder.encode(dir);
+  const nameBytes = textEncoder.encode(name);
+  const inout = new Float64Array(config);
+  const err = new Uint8Array(ERR_CAP);
+  const status = new Int32Array(2);
+  const handle = native.shmc_open(
+    dirBytes,
+    dirBytes.length,
+    nameBytes,
+    nameBytes.length,
+    inout,
+    err,
+    ERR_CAP,
+    status,
+  );
+  if (handle === null || handle === 0) {
+    throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
+  }
+  // The file's device and inode identify the cache in this isolate
+  // whatever spelling of the directory was used.
+  const id = new Float64Array(2);
+  if (native.shmc_file_id(handle, id) !== 0) {
+    native.shmc_close(handle);
+    throw new CacheError("Io", `cache ${JSON.stringify(name)}: cannot stat its file`);
+  }
+  // On success the native side wrote the cache's own geometry back; its
+  // limits include the tag byte that codec.ts prepends.
+  return {
+    handle,
+    identity: `${id[0]}:${id[1]}`,
+    maxKeyBytes: inout[1] - 1,
+    maxValueBytes: inout[2] - 1,
+    codec: CODEC_NAMES[inout[5]],
+  };
+}
+
+/**
+ * A `Retired` status met while this handle could not move (inside a lock
+ * section): the public operation that started it catches it and moves
+ * once the lock is given back.
+ */
+class MovableRetired extends CacheError {}
+
 /** Which handles of this isolate hold a lock, by cache identity. */
 const lockStates = new Map<string, { held: boolean }>();
+
+function lockStateOf(identity: string): { held: boolean } {
+  let state = lockStates.get(identity);
+  if (state === undefined) lockStates.set(identity, state = { held: false });
+  return state;
+}
 
 interface Finalized {
   native: Native;
@@ -342,11 +430,17 @@ export class SharedCache implements Disposable {
   readonly #native: Native;
   #handle: NativeHandle | null;
   readonly #name: string;
-  readonly #key: Uint8Array;
-  readonly #val: Uint8Array;
+  readonly #dir: string;
+  /** shmc_open's vector as the caller gave it (to recreate the cache after a destroy). */
+  readonly #config: Float64Array;
+  /** Moves made by the operation running now (at most MOVES_MAX). */
+  #moves = 0;
+  #key: Uint8Array;
+  #val: Uint8Array;
   /** Written by shmc_get on a hit: slot, memo matched, stamp low/high, checksum low/high, 0, 0. */
   readonly #meta: Uint32Array;
-  readonly #codec: Codec;
+  #codec: Codec;
+  #codecName: CodecName;
   // The decode memo, direct-mapped by slot: entry i holds, in #memoTags
   // (MEMO_STRIDE u32 per entry, read by the native side), the slot, the
   // encoded length, and the write's stamp and the slot's checksum (low,
@@ -359,14 +453,15 @@ export class SharedCache implements Disposable {
   // within #memoBudget. Mask -1 = disabled.
   readonly #memoMask: number;
   readonly #memoTags: Uint32Array;
+  readonly #memoSize: number;
   #memoVal: unknown[];
   readonly #immutable: boolean;
   #memoBytes = 0;
   #memoSweep = 0;
   readonly #memoBudget: number;
-  readonly #maxKeyBytes: number;
-  readonly #maxValueBytes: number;
-  readonly #lockState: { held: boolean };
+  #maxKeyBytes: number;
+  #maxValueBytes: number;
+  #lockState: { held: boolean };
   readonly #stats = new Float64Array(STATS.length);
   /** The counters of getOrSet (see _single_flight.ts); unstored results also count in the region. */
   readonly #flightCounts = forwardingSkips(newFlightCounts(), (n) => {
@@ -380,61 +475,50 @@ export class SharedCache implements Disposable {
 
   private constructor(
     native: Native,
-    handle: NativeHandle,
+    opened: Opened,
     name: string,
-    identity: string,
-    options: {
-      maxKeyBytes: number;
-      maxValueBytes: number;
+    where: {
+      dir: string;
+      config: Float64Array;
       decodeCacheBytes: number;
-      codec: CodecName;
       immutable: boolean;
     },
   ) {
+    const { handle, identity } = opened;
     this.#native = native;
     this.#handle = handle;
     this.#name = name;
-    this.#maxKeyBytes = options.maxKeyBytes;
-    this.#maxValueBytes = options.maxValueBytes;
+    this.#dir = where.dir;
+    this.#config = where.config;
+    this.#maxKeyBytes = opened.maxKeyBytes;
+    this.#maxValueBytes = opened.maxValueBytes;
     // Each buffer over an ArrayBuffer of its own, at a fixed address: the
     // native handle keeps their addresses (shmc_bind) for the hot calls.
-    // They live as long as this object, which is the only caller of those
-    // calls on this handle; the finalizer's shmc_close does not touch them.
-    this.#key = new Uint8Array(new ArrayBuffer(options.maxKeyBytes + 1));
-    this.#codec = new Codec(options.maxValueBytes, options.codec);
+    // They live as long as this object (or until a move replaces them and
+    // binds the new ones), which is the only caller of those calls on this
+    // handle; the finalizer's shmc_close does not touch them.
+    this.#key = new Uint8Array(new ArrayBuffer(opened.maxKeyBytes + 1));
+    this.#codec = new Codec(opened.maxValueBytes, opened.codec);
+    this.#codecName = opened.codec;
     this.#val = this.#codec.buf;
     this.#meta = new Uint32Array(new ArrayBuffer(META_LEN * 4));
     // Validated and defaulted by open().
-    const budget = options.decodeCacheBytes;
+    const budget = where.decodeCacheBytes;
     const size = budget === 0
       ? 0
       : 2 ** Math.ceil(Math.log2(Math.max(1, budget / DECODE_CACHE_BYTES_PER_ENTRY)));
     this.#memoMask = size - 1;
+    this.#memoSize = size;
     this.#memoBudget = budget;
     this.#memoTags = new Uint32Array(new ArrayBuffer(Math.max(size, 1) * MEMO_STRIDE * 4));
     // Slot 0xffffffff is never a slot (capacity <= 2^26): an empty entry,
     // holding 0 bytes.
     for (let i = 0; i < size; i++) this.#memoTags[i * MEMO_STRIDE] = 0xffff_ffff;
     this.#memoVal = new Array(size);
-    this.#immutable = options.immutable;
-    const rc = native.shmc_bind(
-      handle,
-      this.#key,
-      this.#key.length,
-      this.#val,
-      this.#val.length,
-      this.#meta,
-      META_LEN,
-      this.#memoTags,
-      size,
-    );
-    if (rc !== 0) {
-      throw errorForStatus(-rc, `cache ${JSON.stringify(name)}: binding buffers failed`);
-    }
-    let state = lockStates.get(identity);
-    if (state === undefined) lockStates.set(identity, state = { held: false });
-    this.#lockState = state;
-    this.#finalized = { native, handle, lockState: state, holding: false };
+    this.#immutable = where.immutable;
+    this.#bind(handle);
+    this.#lockState = lockStateOf(identity);
+    this.#finalized = { native, handle, lockState: this.#lockState, holding: false };
     finalizer.register(this, this.#finalized, this.#unregister);
   }
 
@@ -486,11 +570,14 @@ export class SharedCache implements Disposable {
     if (options.immutable !== undefined && typeof options.immutable !== "boolean") {
       throw new TypeError(`immutable must be a boolean, got ${describe(options.immutable)}`);
     }
+    const onMismatch = options.onMismatch;
+    if (onMismatch !== undefined && onMismatch !== "error" && onMismatch !== "replace") {
+      throw new TypeError(
+        `onMismatch must be "error" or "replace", got ${describe(onMismatch)}`,
+      );
+    }
     const native = loadNative();
-    const dirBytes = textEncoder.encode(dir);
-    const nameBytes = textEncoder.encode(name);
-    // The native limits include the tag byte that codec.ts prepends. On
-    // success the native side writes the cache's own geometry back.
+    // The native limits include the tag byte that codec.ts prepends.
     const config = new Float64Array([
       capacity,
       maxKeyBytes === NOT_GIVEN ? NOT_GIVEN : maxKeyBytes + 1,
@@ -498,46 +585,43 @@ export class SharedCache implements Disposable {
       ttlMs,
       lockTimeoutMs,
       codec === undefined ? NOT_GIVEN : CODEC_IDS[codec],
+      onMismatch === "replace" ? ON_MISMATCH_REPLACE : ON_MISMATCH_FAIL,
     ]);
-    const err = new Uint8Array(ERR_CAP);
-    const status = new Int32Array(2);
-    const handle = native.shmc_open(
-      dirBytes,
-      dirBytes.length,
-      nameBytes,
-      nameBytes.length,
-      config,
-      err,
-      ERR_CAP,
-      status,
-    );
-    if (handle === null || handle === 0) {
-      throw errorForStatus(status[0], textDecoder.decode(err.subarray(0, status[1])));
-    }
+    const opened = openNative(native, dir, name, config);
     try {
-      // The file's device and inode identify the cache in this isolate
-      // whatever spelling of the directory was used.
-      const id = new Float64Array(2);
-      if (native.shmc_file_id(handle, id) !== 0) {
-        throw new CacheError("Io", `cache ${JSON.stringify(name)}: cannot stat its file`);
-      }
-      const geometry = {
-        maxKeyBytes: config[1] - 1,
-        maxValueBytes: config[2] - 1,
+      // A move never replaces (two processes would replace each other's
+      // region forever): the kept vector says "fail" on a mismatch.
+      config[6] = ON_MISMATCH_FAIL;
+      return new SharedCache(native, opened, name, {
+        dir,
+        config,
         decodeCacheBytes,
-        codec: CODEC_NAMES[config[5]],
         immutable: options.immutable === true,
-      };
-      return new SharedCache(native, handle, name, `${id[0]}:${id[1]}`, geometry);
+      });
     } catch (e) {
-      native.shmc_close(handle);
+      native.shmc_close(opened.handle);
       throw e;
     }
   }
 
   /**
-   * Removes the cache's files. Processes that have it open keep working on
-   * their mapping; the next `open` creates a new, empty region.
+   * Removes the cache's file. Every handle that has it open, in any
+   * process, stops using the old region at its next operation: it reopens
+   * the name and runs the operation there (see "Lifecycle" in the README),
+   * creating a new, empty region with its own options if it was opened
+   * with `capacity`, `maxKeyBytes` and `maxValueBytes`, or attaching to
+   * whatever region another process created meanwhile; a handle opened
+   * without them (attach) throws `CacheError` `NotFound` until the cache is
+   * created again. The next `open` creates a new, empty region.
+   *
+   * @example
+   * ```ts
+   * import { SharedCache } from "../mod.ts";
+   * using cache = SharedCache.open("short-lived", { capacity: 10, maxKeyBytes: 16, maxValueBytes: 16 });
+   * cache.set("a", 1);
+   * SharedCache.destroy("short-lived");
+   * cache.get("a"); // undefined: the handle moved to a new, empty region
+   * ```
    */
   static destroy(name: string, options: { dir?: string } = {}): void {
     checkName(name);
@@ -573,6 +657,138 @@ export class SharedCache implements Disposable {
     return handle;
   }
 
+  /** Gives `handle` this object's buffers for the hot calls (shmc_bind). */
+  #bind(handle: NativeHandle): void {
+    const rc = this.#native.shmc_bind(
+      handle,
+      this.#key,
+      this.#key.length,
+      this.#val,
+      this.#val.length,
+      this.#meta,
+      META_LEN,
+      this.#memoTags,
+      this.#memoSize,
+    );
+    if (rc !== 0) {
+      throw errorForStatus(-rc, `cache ${JSON.stringify(this.#name)}: binding buffers failed`);
+    }
+  }
+
+  /**
+   * The native side answered `Retired` (the region was destroyed or
+   * replaced, or its file removed): move to the cache's current region and
+   * run the operation `again` there. If the cache was destroyed or
+   * replaced again each time, up to MOVES_MAX moves, the operation gives
+   * up as a lost race: a read misses and a write is dropped (`dropped`,
+   * as after a lock timeout; the cache is being emptied anyway), and
+   * anything else throws `CacheError` `Retired`. So does a `Retired` met
+   * while this handle holds `lock()`.
+   */
+  #again<T>(what: string, again: () => T, dropped?: () => T): T {
+    if (this.#moves >= MOVES_MAX) {
+      if (dropped !== undefined) return dropped();
+      throw new CacheError(
+        "Retired",
+        `cache ${
+          JSON.stringify(this.#name)
+        }: ${what}: the cache was destroyed or replaced ${MOVES_MAX} times during the operation`,
+      );
+    }
+    this.#move(what);
+    this.#moves++;
+    try {
+      return again();
+    } finally {
+      this.#moves--;
+    }
+  }
+
+  /**
+   * Reopens the name: attaches to the region there now (taking its limits,
+   * whatever they are), or, if there is none and this handle was opened
+   * with the geometry, creates one with it. Never replaces. Then binds
+   * buffers of the new limits, forgets the decode memo, and closes the old
+   * handle. On failure the old handle stays (still retired), and the error
+   * is thrown: `NotFound` for a handle opened without the geometry.
+   */
+  #move(what: string): void {
+    const old = this.#open();
+    if (this.#finalized.holding) {
+      throw new CacheError(
+        "Retired",
+        `cache ${
+          JSON.stringify(this.#name)
+        }: ${what}: the cache was destroyed or replaced while this handle held lock(); release the lock guard, then the handle moves to the new region`,
+      );
+    }
+    const opened = this.#reopen();
+    try {
+      if (opened.maxKeyBytes !== this.#maxKeyBytes) {
+        this.#key = new Uint8Array(new ArrayBuffer(opened.maxKeyBytes + 1));
+        this.#maxKeyBytes = opened.maxKeyBytes;
+      }
+      if (opened.maxValueBytes !== this.#maxValueBytes || opened.codec !== this.#codecName) {
+        this.#codec = new Codec(opened.maxValueBytes, opened.codec);
+        this.#codecName = opened.codec;
+        this.#val = this.#codec.buf;
+        this.#maxValueBytes = opened.maxValueBytes;
+      }
+      this.#bind(opened.handle);
+    } catch (e) {
+      this.#native.shmc_close(opened.handle);
+      throw e;
+    }
+    // The memo names entries of the old region by slot: forget it all.
+    for (let i = 0; i < this.#memoSize; i++) {
+      this.#memoTags[i * MEMO_STRIDE] = 0xffff_ffff;
+      this.#memoTags[i * MEMO_STRIDE + 1] = 0;
+    }
+    this.#memoVal = new Array(this.#memoSize);
+    this.#memoBytes = 0;
+    this.#handle = opened.handle;
+    this.#lockState = lockStateOf(opened.identity);
+    this.#finalized.handle = opened.handle;
+    this.#finalized.lockState = this.#lockState;
+    this.#native.shmc_close(old);
+  }
+
+  /** The native open of a move (see #move). */
+  #reopen(): Opened {
+    const attach = new Float64Array(this.#config);
+    // Every field a region records (geometry, TTL, codec) is the region's.
+    attach.fill(NOT_GIVEN, 0, 4);
+    attach[5] = NOT_GIVEN;
+    const creates = this.#config[0] !== NOT_GIVEN && this.#config[1] !== NOT_GIVEN &&
+      this.#config[2] !== NOT_GIVEN;
+    // Bound: three rounds of attach, then create. A creator racing with
+    // ours makes our create a Mismatch, and its region is then there to
+    // attach to, unless it is destroyed again meanwhile.
+    let last: unknown;
+    for (let round = 0; round < 3; round++) {
+      try {
+        return openNative(this.#native, this.#dir, this.#name, attach);
+      } catch (e) {
+        if (!(e instanceof CacheError) || e.code !== "NotFound") throw e;
+        if (!creates) {
+          throw new CacheError(
+            "NotFound",
+            `cache ${
+              JSON.stringify(this.#name)
+            } was destroyed, and this handle was opened without capacity, maxKeyBytes and maxValueBytes to create it again`,
+          );
+        }
+      }
+      try {
+        return openNative(this.#native, this.#dir, this.#name, this.#config);
+      } catch (e) {
+        if (!(e instanceof CacheError) || e.code !== "Mismatch") throw e;
+        last = e;
+      }
+    }
+    throw last;
+  }
+
   #encodeKey(key: string | Uint8Array): number {
     const n = encodeKey(key, this.#key, this.#maxKeyBytes);
     if (n < 0) {
@@ -585,6 +801,14 @@ export class SharedCache implements Disposable {
   }
 
   #fail(rc: number, what: string): never {
+    if (rc === -Status.retired) {
+      throw new MovableRetired(
+        "Retired",
+        `cache ${
+          JSON.stringify(this.#name)
+        }: ${what}: the cache was destroyed or replaced while this process held its lock`,
+      );
+    }
     throw errorForStatus(
       -rc,
       `cache ${JSON.stringify(this.#name)}: ${what} failed with status ${-rc}`,
@@ -609,6 +833,7 @@ export class SharedCache implements Disposable {
       return this.#decodeRead(rc);
     }
     if (rc === -Status.miss || rc === -Status.lockTimeout) return undefined;
+    if (rc === -Status.retired) return this.#again("get", () => this.get(key), () => undefined);
     return this.#fail(rc, "get");
   }
 
@@ -679,6 +904,7 @@ export class SharedCache implements Disposable {
     const rc = this.#native.shmc_get(handle, n, 0);
     if (rc >= 0) return true;
     if (rc === -Status.miss || rc === -Status.lockTimeout) return false;
+    if (rc === -Status.retired) return this.#again("has", () => this.has(key), () => false);
     return this.#fail(rc, "has");
   }
 
@@ -797,6 +1023,15 @@ export class SharedCache implements Disposable {
     // held, or the key's probe run in the table had no room (keys that hash
     // alike; zig/src/table.zig).
     if (rc === -Status.lockTimeout || rc === -Status.full) return false;
+    // Under a lock (a guard's set, or increment) the handle cannot move:
+    // #fail throws, and increment moves once its lock is given back.
+    if (rc === -Status.retired && !guarded) {
+      return this.#again(
+        mode === INSERT_ADD ? "add" : "set",
+        () => this.#insert(key, value, ttlMs, mode, false),
+        () => false,
+      );
+    }
     return this.#fail(rc, mode === INSERT_ADD ? "add" : "set");
   }
 
@@ -878,6 +1113,15 @@ export class SharedCache implements Disposable {
    * ```
    */
   increment(key: string | Uint8Array, by: number = 1, options?: SetOptions): number {
+    try {
+      return this.#increment(key, by, options);
+    } catch (e) {
+      if (!(e instanceof MovableRetired)) throw e;
+      return this.#again("increment", () => this.#increment(key, by, options));
+    }
+  }
+
+  #increment(key: string | Uint8Array, by: number, options?: SetOptions): number {
     checkKeyType(key);
     checkIncrement(by);
     checkOptionNames(options, SET_OPTIONS, "SharedCache.increment options (the third argument)");
@@ -887,6 +1131,7 @@ export class SharedCache implements Disposable {
     const handle = this.#open();
     this.#encodeKey(key);
     const rc = this.#native.shmc_lock(handle);
+    if (rc === -Status.retired) this.#fail(rc, "increment");
     if (rc === -Status.lockTimeout) throw this.#lockTimeout("increment");
     if (rc !== 0) this.#fail(rc, "increment");
     try {
@@ -991,6 +1236,23 @@ export class SharedCache implements Disposable {
     options?: SetOptions,
   ): number {
     checkOptionNames(options, SET_OPTIONS, "SharedCache.setMany options (the second argument)");
+    // Materialised once: a retry after a move must see the same entries.
+    const iterable = typeof entries === "object" && entries !== null &&
+      typeof (entries as Iterable<unknown>)[Symbol.iterator] === "function";
+    const list = iterable ? [...entries] : entries;
+    try {
+      return this.#setMany(list as Iterable<readonly [string | Uint8Array, unknown]>, options);
+    } catch (e) {
+      if (!(e instanceof MovableRetired)) throw e;
+      return this.#again("setMany", () => this.#setMany(list as typeof entries, options));
+    }
+  }
+
+  #setMany(
+    entries: Iterable<readonly [string | Uint8Array, unknown]>,
+    options?: SetOptions,
+  ): number {
+    checkOptionNames(options, SET_OPTIONS, "SharedCache.setMany options (the second argument)");
     const ttl = entryTtl(options?.ttlMs);
     if (
       entries === null || typeof (entries as Iterable<unknown>)?.[Symbol.iterator] !== "function"
@@ -1029,6 +1291,7 @@ export class SharedCache implements Disposable {
     const handle = this.#open();
     if (keys.length === 0) return 0;
     const rc = this.#native.shmc_lock(handle);
+    if (rc === -Status.retired) this.#fail(rc, "setMany");
     if (rc === -Status.lockTimeout) throw this.#lockTimeout("setMany (nothing was stored)");
     if (rc !== 0) this.#fail(rc, "setMany");
     let stored = 0;
@@ -1081,7 +1344,9 @@ export class SharedCache implements Disposable {
    * again may be seen twice (once per slot it lived in). Entries untouched
    * during the iteration are seen exactly once. Single-flight claims
    * (keys starting with "\u0000sf:") are not listed. Reads count no hits and
-   * do not mark entries used. Closing the cache ends the iteration with
+   * do not mark entries used. If the cache is destroyed or replaced during
+   * the iteration, it goes on over the new region from its start. Closing
+   * the cache ends the iteration with
    * `CacheError` `Closed`; a writer stuck beyond `lockTimeoutMs` with
    * `LockTimeout`.
    *
@@ -1118,6 +1383,9 @@ export class SharedCache implements Disposable {
     }
     if (rc === -Status.miss) return undefined;
     if (rc === -Status.lockTimeout) throw this.#lockTimeout("iteration");
+    // The region was destroyed or replaced: go on over the new one, from
+    // its start (the old cursor means nothing there).
+    if (rc === -Status.retired) return this.#again("iteration", () => this.#scan(0, withValue));
     if (rc < 0) this.#fail(rc, "iteration");
     const next = this.#meta[0] + 1;
     let key = decodeKey(this.#key, this.#meta[1]);
@@ -1150,6 +1418,9 @@ export class SharedCache implements Disposable {
     if (rc === -Status.miss) return false;
     // Dropped, and counted natively in droppedWrites.
     if (rc === -Status.lockTimeout) return false;
+    if (rc === -Status.retired) {
+      return this.#again("delete", () => this.#delete(key), () => false);
+    }
     return this.#fail(rc, "delete");
   }
 
@@ -1161,6 +1432,7 @@ export class SharedCache implements Disposable {
 
   #clear(): void {
     const rc = this.#native.shmc_clear(this.#open());
+    if (rc === -Status.retired) return this.#again("clear", () => this.#clear(), () => {});
     if (rc !== 0) this.#fail(rc, "clear");
     // Computations running now would store what the clear removed.
     clearFlights(this);
@@ -1169,7 +1441,10 @@ export class SharedCache implements Disposable {
 
   /** The number of entries stored now (expired entries count until they are removed). */
   get size(): number {
-    return this.#native.shmc_size(this.#open());
+    const rc = this.#native.shmc_size(this.#open());
+    if (rc >= 0) return rc;
+    if (rc === -Status.retired) return this.#again("size", () => this.size);
+    return this.#fail(rc, "size");
   }
 
   /**
@@ -1192,7 +1467,9 @@ export class SharedCache implements Disposable {
    */
   stats(options: { allHandles?: boolean } = {}): CacheStats {
     const s = this.#stats;
-    this.#native.shmc_stats(this.#open(), options.allHandles === true ? 1 : 0, s);
+    const rc = this.#native.shmc_stats(this.#open(), options.allHandles === true ? 1 : 0, s);
+    if (rc === -Status.retired) return this.#again("stats", () => this.stats(options));
+    if (rc !== 0) this.#fail(rc, "stats");
     return statsFromVector(s);
   }
 
@@ -1211,6 +1488,7 @@ export class SharedCache implements Disposable {
       );
     }
     const rc = this.#native.shmc_lock(handle);
+    if (rc === -Status.retired) return this.#again("lock", () => this.lock());
     if (rc === -Status.lockTimeout) {
       throw new CacheError(
         "LockTimeout",
@@ -1252,6 +1530,7 @@ export class SharedCache implements Disposable {
     const out = new Uint8Array(16_384);
     const outLen = new Uint32Array(1);
     const rc = this.#native.shmc_verify(handle, options.repair ? 1 : 0, out, out.length, outLen);
+    if (rc === -Status.retired) return this.#again("verify", () => this.verify(options));
     if (rc < 0) this.#fail(rc, "verify");
     const problems = textDecoder.decode(out.subarray(0, outLen[0])).split("\n").filter((line) =>
       line.length > 0
@@ -1269,6 +1548,7 @@ export class SharedCache implements Disposable {
    */
   recover(): boolean {
     const rc = this.#native.shmc_recover(this.#open());
+    if (rc === -Status.retired) return this.#again("recover", () => this.recover());
     if (rc < 0) this.#fail(rc, "recover");
     return rc === 1;
   }

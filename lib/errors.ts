@@ -22,6 +22,7 @@ export type CacheErrorCode =
   | "Full"
   | "Closed"
   | "NotFound"
+  | "Retired"
   | "LibraryNotFound"
   /** TieredCache: a call ran past `hardTimeoutMs`, or an L2 command past its timeout. */
   | "Timeout"
@@ -72,6 +73,7 @@ export const Status = {
   forked: 14,
   full: 15,
   notFound: 16,
+  retired: 17,
 } as const;
 
 const CODES: readonly CacheErrorCode[] = [
@@ -92,6 +94,7 @@ const CODES: readonly CacheErrorCode[] = [
   "Forked",
   "Full",
   "NotFound",
+  "Retired",
 ];
 
 /** Builds the exception for a non-ok native status (positive code). */

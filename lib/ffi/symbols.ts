@@ -14,7 +14,8 @@ export const symbols = {
   // u32 shmc_constants(u32* out, u32 cap) -- CONSTANTS, in order; returns how many there are
   shmc_constants: { parameters: ["buffer", "u32"], result: "u32" },
   // void* shmc_open(const u8* dir, u32 dir_len, const u8* name, u32 name_len,
-  //                 f64 config[6] /* capacity, key, value, ttl, lock timeout, codec; in: -1 = not given; out: the region's */,
+  //                 f64 config[7] /* capacity, key bytes, value bytes, ttl ms, lock timeout ms, codec,
+  //                 on mismatch (0 fail, 1 replace); in: -1 = not given; out: the region's */,
   //                 u8* err, u32 err_cap, i32 status_out[2])
   shmc_open: {
     parameters: ["buffer", "u32", "buffer", "u32", "buffer", "buffer", "u32", "buffer"],
@@ -88,8 +89,8 @@ export const symbols = {
   shmc_clear: { parameters: ["pointer"], result: "i32" },
   // i32 shmc_size(void* h)
   shmc_size: { parameters: ["pointer"], result: "i32" },
-  // void shmc_stats(void* h, u32 all /* 1 = summed over every handle */, f64 out[17] /* STATS */)
-  shmc_stats: { parameters: ["pointer", "u32", "buffer"], result: "void" },
+  // i32 shmc_stats(void* h, u32 all /* 1 = summed over every handle */, f64 out[17] /* STATS */)
+  shmc_stats: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   // void shmc_add_unstored(void* h, u32 n)
   shmc_add_unstored: { parameters: ["pointer", "u32"], result: "void" },
   // i32 shmc_lock(void* h)
@@ -113,7 +114,7 @@ export const symbols = {
 } as const;
 
 /** The ABI version this binding expects (zig/src/abi.zig version). */
-export const ABI_VERSION = 10;
+export const ABI_VERSION = 11;
 
 /** The f64 vector of `shmc_stats`, in order (zig/src/exports.zig stats_fill). */
 export const STATS = [
@@ -157,8 +158,8 @@ export const INSPECT = [
 export const CONSTANTS = {
   /** The ABI version (`ABI_VERSION`). */
   abiVersion: ABI_VERSION,
-  /** shmc_open's config vector: capacity, maxKeyBytes, maxValueBytes, ttlMs, lockTimeoutMs, codec. */
-  configLength: 6,
+  /** shmc_open's config vector: capacity, maxKeyBytes, maxValueBytes, ttlMs, lockTimeoutMs, codec, onMismatch. */
+  configLength: 7,
   /** The u32 meta vector bound by shmc_bind. */
   metaLength: 8,
   /** u32 per decode-memo entry: slot, value length, stamp (2), checksum (2). */
@@ -285,7 +286,7 @@ export interface Native {
   shmc_del(h: NativeHandle, keyLen: number): number;
   shmc_clear(h: NativeHandle): number;
   shmc_size(h: NativeHandle): number;
-  shmc_stats(h: NativeHandle, all: number, out: Float64Array): void;
+  shmc_stats(h: NativeHandle, all: number, out: Float64Array): number;
   shmc_add_unstored(h: NativeHandle, n: number): void;
   shmc_lock(h: NativeHandle): number;
   shmc_unlock(h: NativeHandle): number;

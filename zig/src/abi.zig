@@ -10,11 +10,11 @@ const Status = @import("status.zig").Status;
 const counters = @import("counters.zig");
 
 /// Bumped with any change of an exported signature or of a number below.
-pub const version: u32 = 10;
+pub const version: u32 = 11;
 
 /// shmc_open's config vector: capacity, key_bytes_max, value_bytes_max,
-/// ttl_ms, lock_timeout_ms, codec (f64 each).
-pub const config_len: u32 = 6;
+/// ttl_ms, lock_timeout_ms, codec, on_mismatch (f64 each).
+pub const config_len: u32 = 7;
 
 /// The meta vector bound by shmc_bind (u32 each; shmc_get and shmc_scan
 /// fill it).
@@ -56,5 +56,5 @@ pub const constants = [_]u32{
 
 comptime {
     std.debug.assert(stats_len == 17);
-    std.debug.assert(status_count == 17);
+    std.debug.assert(status_count == 18);
 }

@@ -19,6 +19,7 @@ const counters = @import("counters.zig");
 const abi = @import("abi.zig");
 
 pub const abi_version = abi.version;
+const watch = @import("watch.zig");
 
 /// One hour: longer waits are a configuration mistake, not a bound.
 const lock_timeout_ms_max: u64 = 3_600_000;
@@ -42,6 +43,16 @@ fn forked(hd: *const Handle) bool {
     return hd.fork_epoch != sys.fork_epoch;
 }
 
+/// The status that refuses an operation before it touches the region: the
+/// handle was inherited across fork(), or its region is no longer the
+/// cache's (watch.zig: destroyed, replaced, or its file removed). Null
+/// when the operation may go on.
+fn refused(hd: *Handle) ?i32 {
+    if (forked(hd)) return neg(.forked);
+    if (watch.retired(hd)) return neg(.retired);
+    return null;
+}
+
 export fn shmc_abi_version() u32 {
     return abi_version;
 }
@@ -61,11 +72,12 @@ fn fail_out(m: *const files.Message, status_out: [*]i32) void {
 }
 
 /// config: [capacity, key_bytes_max, value_bytes_max, ttl_ms,
-/// lock_timeout_ms, codec], in and out. In: -1 for a field not given (any
-/// but lock_timeout_ms; an existing region's value is used, and a missing
-/// region is not created unless the first three are given). Out, on
-/// success: the region's capacity, key_bytes_max, value_bytes_max, ttl_ms
-/// and codec.
+/// lock_timeout_ms, codec, on_mismatch], in and out. In: -1 for a field
+/// not given (any of the first six but lock_timeout_ms; an existing
+/// region's value is used, and a missing region is not created unless the
+/// first three are given); on_mismatch 0 = fail with mismatch, 1 = replace
+/// the region (files.zig `replace`). Out, on success: the region's
+/// capacity, key_bytes_max, value_bytes_max, ttl_ms and codec.
 /// On failure returns null and writes the status to status_out[0] and a
 /// message (not NUL-terminated; its length to status_out[1]) into err.
 export fn shmc_open(
@@ -81,7 +93,8 @@ export fn shmc_open(
     var m: files.Message = .{ .buf = err[0..err_cap] };
     var options: files.Options = undefined;
     const fields = .{ "capacity", "key_bytes_max", "value_bytes_max", "ttl_ms", "lock_timeout_ms", "codec" };
-    comptime std.debug.assert(fields.len == abi.config_len);
+    // The last field, on_mismatch, is read below.
+    comptime std.debug.assert(fields.len + 1 == abi.config_len);
     inline for (fields, 0..) |field, i| {
         const v = config[i];
         const optional = i != 4;
@@ -95,6 +108,13 @@ export fn shmc_open(
             @field(options, field) = @intFromFloat(v);
         }
     }
+    const on_mismatch = config[6];
+    if (on_mismatch != 0 and on_mismatch != 1) {
+        m.fail(.invalid_argument, "on_mismatch must be 0 or 1, got {d}", .{on_mismatch}) catch {};
+        fail_out(&m, status_out);
+        return null;
+    }
+    options.replace = on_mismatch == 1;
     if (options.lock_timeout_ms > lock_timeout_ms_max) {
         m.fail(.invalid_argument, "lockTimeoutMs must be at most {d}, got {d}", .{ lock_timeout_ms_max, options.lock_timeout_ms }) catch {};
         fail_out(&m, status_out);
@@ -186,7 +206,7 @@ export fn shmc_dir(dir: ?[*]const u8, dir_len: u32, out: [*]u8, out_cap: u32, er
 
 /// The value's length (>= 0, copied into out), or -status (miss = -1).
 export fn shmc_lookup(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, out: ?[*]u8, out_cap: u32) i32 {
-    if (forked(handle(h))) return neg(.forked);
+    if (refused(handle(h))) |rc| return rc;
     const out_slice: ?[]u8 = if (out) |o| o[0..out_cap] else null;
     var hit: read.Hit = .{};
     return lookup_status(handle(h), bytes(key, key_len), out_slice, &hit);
@@ -249,7 +269,7 @@ fn io_key(hd: *const Handle, key_len: u32) ?[]const u8 {
 /// length or -status.
 export fn shmc_get(h: ?*anyopaque, key_len: u32, want_value: u32) i32 {
     const hd = handle(h);
-    if (forked(hd)) return neg(.forked);
+    if (refused(hd)) |rc| return rc;
     const key = io_key(hd, key_len) orelse return neg(.invalid_argument);
     var hit: read.Hit = .{ .memo = if (want_value != 0) hd.io_memo else &.{} };
     const rc = lookup_status(hd, key, if (want_value != 0) hd.io_value else null, &hit);
@@ -289,7 +309,7 @@ export fn shmc_del(h: ?*anyopaque, key_len: u32) i32 {
 /// meta[1] = 0 when no slot is left. Else -status.
 export fn shmc_scan(h: ?*anyopaque, from: u32, want_value: u32) i32 {
     const hd = handle(h);
-    if (forked(hd)) return neg(.forked);
+    if (refused(hd)) |rc| return rc;
     if (hd.io_meta.len == 0) return neg(.invalid_argument);
     var entry: read.Entry = .{};
     const value_out: ?[]u8 = if (want_value != 0) hd.io_value else null;
@@ -309,7 +329,7 @@ export fn shmc_scan(h: ?*anyopaque, from: u32, want_value: u32) i32 {
 /// set, 1 = add (only where no live entry is; -1 = miss when one is), 2 =
 /// update (set, keeping a live entry's expiry).
 export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64, mode: u32) i32 {
-    if (forked(handle(h))) return neg(.forked);
+    if (refused(handle(h))) |rc| return rc;
     if (mode > 2) return neg(.invalid_argument);
     const m: write.Mode = @fromBackingInt(@intCast(mode));
     write.insert(handle(h), bytes(key, key_len), bytes(value, value_len), ttl_ms, m) catch |e| return switch (e) {
@@ -319,6 +339,7 @@ export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[
         error.Corrupt => neg(.corrupt),
         error.Forked => neg(.forked),
         error.Full => dropped(handle(h), .full),
+        error.Retired => neg(.retired),
     };
     return 0;
 }
@@ -332,26 +353,29 @@ fn dropped(hd: *Handle, status: Status) i32 {
 
 /// 0 = removed, -1 = miss, other negative = status.
 export fn shmc_remove(h: ?*anyopaque, key: ?[*]const u8, key_len: u32) i32 {
-    if (forked(handle(h))) return neg(.forked);
+    if (refused(handle(h))) |rc| return rc;
     const removed = write.remove(handle(h), bytes(key, key_len)) catch |e| return switch (e) {
         error.TooLarge => neg(.too_large),
         error.Timeout => dropped(handle(h), .lock_timeout),
         error.Forked => neg(.forked),
+        error.Retired => neg(.retired),
     };
     return if (removed) 0 else neg(.miss);
 }
 
 export fn shmc_clear(h: ?*anyopaque) i32 {
-    if (forked(handle(h))) return neg(.forked);
+    if (refused(handle(h))) |rc| return rc;
     write.clear(handle(h)) catch |e| return switch (e) {
         error.Timeout => neg(.lock_timeout),
         error.Forked => neg(.forked),
+        error.Retired => neg(.retired),
     };
     return 0;
 }
 
 export fn shmc_size(h: ?*anyopaque) i32 {
     const hd = handle(h);
+    if (refused(hd)) |rc| return rc;
     // Monotonic: a momentary figure; clamp in case the file is corrupt.
     const count = @atomicLoad(u32, &hd.header().count, .monotonic);
     return @intCast(@min(count, hd.geo.capacity));
@@ -365,9 +389,10 @@ const stats_len = abi.stats_len;
 /// lock owner pid, seq (lib/ffi/symbols.ts STATS names them in this order).
 /// The first seven are this handle's (all = 0) or the sum over every handle
 /// that ever had the cache open (all = 1; counters.zig); the others are the
-/// cache's.
-export fn shmc_stats(h: ?*anyopaque, all: u32, out: [*]f64) void {
+/// cache's. Returns 0, or -status (forked, retired) with `out` untouched.
+export fn shmc_stats(h: ?*anyopaque, all: u32, out: [*]f64) i32 {
     const hd = handle(h);
+    if (refused(hd)) |rc| return rc;
     const header = hd.header();
     const own = if (all != 0) counters.sum(hd.memory, hd.geo) else counters.since(hd.line, hd.base);
     const shared = [6]u64{
@@ -381,6 +406,7 @@ export fn shmc_stats(h: ?*anyopaque, all: u32, out: [*]f64) void {
     // Monotonic loads: momentary figures; count clamped (untrusted file).
     const count = @min(@atomicLoad(u32, &header.count, .monotonic), hd.geo.capacity);
     stats_fill(out, own, shared, count, hd.geo.capacity, lock.owner_pid(hd), @atomicLoad(u64, &header.seq, .monotonic));
+    return 0;
 }
 
 fn stats_fill(out: [*]f64, own: counters.Values, shared: [6]u64, count: u32, capacity: u32, owner_pid: u32, seq: u64) void {
@@ -401,8 +427,8 @@ export fn shmc_add_unstored(h: ?*anyopaque, n: u32) void {
 
 /// Takes the writer lock for this handle (bounded by its timeout).
 export fn shmc_lock(h: ?*anyopaque) i32 {
-    if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
+    if (refused(hd)) |rc| return rc;
     if (hd.lock_held) return neg(.lock_held);
     write.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| {
         return switch (e) {
@@ -412,6 +438,7 @@ export fn shmc_lock(h: ?*anyopaque) i32 {
             },
             error.Held => neg(.lock_held),
             error.Forked => neg(.forked),
+            error.Retired => neg(.retired),
         };
     };
     return 0;
@@ -429,8 +456,8 @@ export fn shmc_unlock(h: ?*anyopaque) i32 {
 /// returns 1 if it did, 0 if there was nothing to recover (free or a live
 /// owner), or -status.
 export fn shmc_recover(h: ?*anyopaque) i32 {
-    if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
+    if (refused(hd)) |rc| return rc;
     if (hd.lock_held) return neg(.lock_held);
     const word = @atomicLoad(u64, &hd.header().lock_word, .monotonic);
     const owner = lock.word_slot(word);
@@ -440,7 +467,8 @@ export fn shmc_recover(h: ?*anyopaque) i32 {
     const before = hd.recoveries;
     write.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
         error.Forked => neg(.forked),
-        else => neg(.lock_timeout),
+        error.Retired => neg(.retired),
+        error.Timeout, error.Held => neg(.lock_timeout),
     };
     lock.release(hd);
     return if (hd.recoveries != before or odd) 1 else 0;
@@ -467,13 +495,14 @@ export fn shmc_read_validate(h: ?*anyopaque, s: f64) i32 {
 /// the structure. Writes one problem per line into out and returns the
 /// number of problems found (before any repair), or -status.
 export fn shmc_verify(h: ?*anyopaque, repair: u32, out: [*]u8, out_cap: u32, out_len: [*]u32) i32 {
-    if (forked(handle(h))) return neg(.forked);
     const hd = handle(h);
+    if (refused(hd)) |rc| return rc;
     const auto = !hd.lock_held;
     if (auto) {
         write.acquire(hd, sys.now_ns() +| hd.lock_timeout_ns) catch |e| return switch (e) {
             error.Forked => neg(.forked),
-            else => neg(.lock_timeout),
+            error.Retired => neg(.retired),
+            error.Timeout, error.Held => neg(.lock_timeout),
         };
     }
     defer if (auto) lock.release(hd);
@@ -525,4 +554,6 @@ test {
     _ = counters;
     _ = @import("liveness.zig");
     _ = @import("faults.zig");
+    _ = watch;
+    _ = files;
 }

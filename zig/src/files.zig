@@ -38,6 +38,7 @@ const seqlock = @import("seqlock.zig");
 const write = @import("write.zig");
 const rebuilding = @import("rebuild.zig");
 const counters = @import("counters.zig");
+const watch = @import("watch.zig");
 
 pub const name_bytes_max = 128;
 const path_bytes_max = 4096;
@@ -71,6 +72,9 @@ pub const Options = struct {
     lock_timeout_ms: u64,
     /// An index of region.codec_names; null when creating = json.
     codec: ?u64,
+    /// onMismatch "replace": an existing region that does not match
+    /// (geometry, TTL, codec or format) is replaced by a new one (`replace`).
+    replace: bool = false,
 };
 
 /// Letters, digits, '-', '_' and '.', not starting with '.', at most 128
@@ -235,15 +239,28 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
     defer process_unlock();
     // A creator may be reserving a large region: opening waits at least
     // open_wait_ns_min for the creation lock, whatever lockTimeoutMs says.
-    const fd = open_locked(dir_fd, path, name, .{ .create = wanted != null }, @max(timeout_ns, open_wait_ns_min), m) catch |e| {
+    var fd = open_locked(dir_fd, path, name, .{ .create = wanted != null }, @max(timeout_ns, open_wait_ns_min), m) catch |e| {
         return not_found_hint(e, name, path, m);
     };
+    // `fd` changes when the region is replaced: these run on the current one.
     errdefer liveness.close_fd(fd);
     defer liveness.creation_release(fd);
-    const mapped = try map_region(fd, wanted, options, path, name, m);
+    const mapped = map_region(fd, wanted, options, path, name, m) catch |e| blk: {
+        if (m.status != .mismatch or !options.replace) return e;
+        const geo = wanted orelse {
+            return m.fail(.invalid_argument, "cache {s}: onMismatch \"replace\" needs capacity, maxKeyBytes and maxValueBytes to build the new region", .{name});
+        };
+        const new = try replace(dir_fd, path, name, fd, geo, m);
+        liveness.creation_release(fd);
+        liveness.close_fd(fd);
+        fd = new.fd;
+        break :blk Mapped{ .memory = new.memory, .geo = geo };
+    };
     const memory = mapped.memory;
     const geo = mapped.geo;
     errdefer sys.munmap(memory);
+    const record = try watch_file(fd, path, name, m);
+    errdefer watch.detach(record);
     // Avoid the slot the lock word names: if its owner is dead, a new
     // handle there would make it look alive to everyone else.
     const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
@@ -255,8 +272,8 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
         error.Io => m.fail(.io, "cannot lock a liveness slot: errno {s}", .{@tagName(sys.errno_now())}),
     };
     const slot = claimed.slot;
+    errdefer liveness.release(fd, slot);
     const h = std.heap.c_allocator.create(Handle) catch {
-        liveness.release(fd, slot);
         return m.fail(.out_of_memory, "out of memory", .{});
     };
     const line = region.counters_line(memory, geo, slot);
@@ -271,6 +288,7 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
         .line = line,
         // After the claim: the slot's previous handle is gone (counters.zig).
         .base = counters.claim(line, pid),
+        .watch = record,
     };
     threads.close_fn = close_now;
     threads.files_forget = forget_after_fork;
@@ -291,6 +309,118 @@ pub fn open(dir: []const u8, name: []const u8, options: Options, m: *Message) er
 fn not_found_hint(e: error{Fail}, name: []const u8, path: []const u8, m: *Message) error{Fail} {
     if (m.status != .not_found) return e;
     return m.fail(.not_found, "cache {s} does not exist in {s}; pass capacity, maxKeyBytes and maxValueBytes to create it", .{ name, path });
+}
+
+/// This process's watch record of the open file (watch.zig).
+fn watch_file(fd: c.fd_t, dir: []const u8, name: []const u8, m: *Message) error{Fail}!*watch.Record {
+    const st = sys.fstat(fd) catch return m.fail(.io, "cannot stat {s}/{s}{s}: errno {s}", .{ dir, name, ext_data, sys.last_name() });
+    var buf: [name_bytes_max + 16]u8 = undefined;
+    var path_buf: [2 * path_bytes_max]u8 = undefined;
+    const path = watch.file_path(&path_buf, dir, file_name(&buf, name, ext_data)) orelse {
+        return m.fail(.io, "cannot make the path of {s}/{s}{s} absolute: errno {s}", .{ dir, name, ext_data, @tagName(sys.errno_now()) });
+    };
+    return watch.attach(path, st.dev, st.ino) catch |e| switch (e) {
+        error.OutOfMemory => m.fail(.out_of_memory, "out of memory", .{}),
+        error.Thread => m.fail(.io, "cannot start the thread that watches cache files: errno {s}", .{@tagName(sys.errno_now())}),
+    };
+}
+
+/// Marks the region in `fd` retired (`how`), if it is a region of this
+/// format (another format's processes do not read the word, and its layout
+/// may differ). The caller holds the file's creation lock and has just
+/// unlinked it or renamed another file over it.
+fn retire(fd: c.fd_t, how: u32) void {
+    assert(how != region.retired_live);
+    const st = sys.fstat(fd) catch return;
+    if (st.size < region.header_bytes) return;
+    const memory = sys.mmap_shared(fd, region.header_bytes) catch return;
+    defer sys.munmap(memory);
+    const header: *region.Header = @ptrCast(@alignCast(memory.ptr));
+    // Acquire: pairs with the creator's Release of the marker.
+    if (@atomicLoad(u32, &header.initialized, .acquire) != region.initialized_done) return;
+    if (header.magic != region.magic or header.format != region.format) return;
+    // Release: nothing before it needs publishing today, but a handle that
+    // sees the word must never see a state older than the decision.
+    @atomicStore(u32, &header.retired, how, .release);
+}
+
+const New = struct { fd: c.fd_t, memory: []align(sys.page_size) u8 };
+
+/// onMismatch "replace", holding the creation lock of the cache's current
+/// file `old_fd`: builds a new region of geometry `geo` in a temporary
+/// file, renames it over the cache's name (one atomic switch for every
+/// later opener), and retires the old region so that its handles move on
+/// their next operation. Returns the new file, its creation lock held.
+/// Openers waiting on the old file's lock find it unlinked and retry on
+/// the new one (open_locked). The writer lock is not taken: a dead or
+/// stopped owner must not block a replace (watch.zig says what a racing
+/// write costs).
+fn replace(dir_fd: c.fd_t, dir: []const u8, name: []const u8, old_fd: c.fd_t, geo: region.Geometry, m: *Message) error{Fail}!New {
+    remove_stale_tmp(dir_fd, name);
+    var buf: [name_bytes_max + 64]u8 = undefined;
+    const tmp = std.fmt.bufPrintSentinel(&buf, "{s}{s}.{d}-{x:0>16}.tmp", .{ name, ext_data, sys.getpid(), sys.now_ns() *% 0x9E37_79B9_7F4A_7C15 }, 0) catch unreachable;
+    const fd = sys.openat(dir_fd, tmp.ptr, .{ .create = true, .exclusive = true }) catch {
+        return m.fail(.io, "cannot create {s}/{s}: errno {s}", .{ dir, tmp, sys.last_name() });
+    };
+    var done = false;
+    defer if (!done) {
+        sys.unlinkat(dir_fd, tmp.ptr) catch {};
+        liveness.close_fd(fd);
+    };
+    const locked = liveness.creation_try(fd, false) catch false;
+    if (!locked) return m.fail(.io, "cannot lock the new region file {s}/{s}: errno {s}", .{ dir, tmp, @tagName(sys.errno_now()) });
+    const memory = try create(fd, geo, dir, m);
+    var final_buf: [name_bytes_max + 16]u8 = undefined;
+    sys.renameat(dir_fd, tmp.ptr, file_name(&final_buf, name, ext_data).ptr) catch {
+        sys.munmap(memory);
+        return m.fail(.io, "cannot rename the new region over {s}/{s}{s}: errno {s}", .{ dir, name, ext_data, sys.last_name() });
+    };
+    done = true;
+    retire(old_fd, region.retired_replaced);
+    return .{ .fd = fd, .memory = memory };
+}
+
+/// Removes `<name>.shmc.<pid>-<hex>.tmp` files that a replacer which died
+/// left behind. Only a replacer holding the cache's creation lock creates
+/// one, and the caller holds it, so every such file is stale. The pattern
+/// is matched exactly: another cache's name may start with this one's.
+fn remove_stale_tmp(dir_fd: c.fd_t, name: []const u8) void {
+    const list_fd = sys.openat(dir_fd, ".", .{ .directory = true }) catch return;
+    const stream = c.fdopendir(list_fd) orelse {
+        sys.close(list_fd);
+        return;
+    };
+    defer _ = c.closedir(stream);
+    // Bound: one iteration per directory entry.
+    while (c.readdir(stream)) |entry| {
+        const file = std.mem.sliceTo(&entry.name, 0);
+        if (!is_tmp_of(file, name)) continue;
+        var z: [name_bytes_max + 64]u8 = undefined;
+        const path = std.fmt.bufPrintSentinel(&z, "{s}", .{file}, 0) catch continue;
+        sys.unlinkat(dir_fd, path.ptr) catch {};
+    }
+}
+
+fn is_tmp_of(file: []const u8, name: []const u8) bool {
+    if (!std.mem.startsWith(u8, file, name)) return false;
+    const rest_full = file[name.len..];
+    if (!std.mem.startsWith(u8, rest_full, ext_data ++ ".")) return false;
+    if (!std.mem.endsWith(u8, rest_full, ".tmp")) return false;
+    const middle = rest_full[ext_data.len + 1 .. rest_full.len - 4];
+    const dash = std.mem.indexOfScalar(u8, middle, '-') orelse return false;
+    if (dash == 0 or middle.len - dash - 1 != 16) return false;
+    for (middle[0..dash]) |ch| if (!std.ascii.isDigit(ch)) return false;
+    for (middle[dash + 1 ..]) |ch| if (!std.ascii.isHex(ch)) return false;
+    return true;
+}
+
+test "is_tmp_of matches only this cache's temporary files" {
+    try std.testing.expect(is_tmp_of("a.shmc.12-0123456789abcdef.tmp", "a"));
+    try std.testing.expect(!is_tmp_of("a.shmc.1.shmc.12-0123456789abcdef.tmp", "a"));
+    try std.testing.expect(is_tmp_of("a.shmc.1.shmc.12-0123456789abcdef.tmp", "a.shmc.1"));
+    try std.testing.expect(!is_tmp_of("a.shmc", "a"));
+    try std.testing.expect(!is_tmp_of("a.shmc.12-0123.tmp", "a"));
+    try std.testing.expect(!is_tmp_of("ab.shmc.12-0123456789abcdef.tmp", "a"));
 }
 
 /// Opens the region file and takes its creation lock. A file that was
@@ -339,6 +469,13 @@ fn map_region(fd: c.fd_t, wanted: ?region.Geometry, options: Options, dir: []con
                 sys.munmap(memory);
                 return e;
             };
+            // Monotonic: a flag (watch.zig). Only a file put back under the
+            // name by hand (a link kept, then moved back) can be retired
+            // here: destroy and replace retire a file after it left the name.
+            if (@atomicLoad(u32, &header.retired, .monotonic) != region.retired_live) {
+                sys.munmap(memory);
+                return m.fail(.mismatch, "cache {s} in {s} holds a region that was destroyed or replaced, put back under the name; open it with onMismatch \"replace\" or destroy it", .{ name, dir });
+            }
             const boot = sys.boot_id();
             if (boot != 0 and header.boot_id != boot and !liveness.any_held(fd)) {
                 // Written during an earlier boot (a persistent directory):
@@ -368,7 +505,7 @@ fn map_region(fd: c.fd_t, wanted: ?region.Geometry, options: Options, dir: []con
     const geo = wanted orelse {
         return m.fail(.not_found, "cache {s} in {s} was never finished by the process creating it; pass capacity, maxKeyBytes and maxValueBytes to create it", .{ name, dir });
     };
-    return .{ .memory = try create(fd, geo, m), .geo = geo };
+    return .{ .memory = try create(fd, geo, dir, m), .geo = geo };
 }
 
 /// The geometry of an initialized region, recomputed from the header's
@@ -378,7 +515,7 @@ fn header_geometry(header: *const region.Header, file_bytes: u64, name: []const 
     const h = header.*;
     if (h.magic != region.magic) return m.fail(.corrupt, "cache {s}: bad magic, not a shm-cache region; remove it with SharedCache.destroy to start over", .{name});
     if (h.format != region.format) {
-        return m.fail(.mismatch, "cache {s} has format {d}, this library reads format {d}", .{ name, h.format, region.format });
+        return m.fail(.mismatch, "cache {s} has format {d}, this library reads format {d}; open it with onMismatch \"replace\" or destroy it", .{ name, h.format, region.format });
     }
     var geo = region.geometry(h.capacity, h.key_bytes_max, h.value_bytes_max, h.ttl_ms) catch {
         return m.fail(.corrupt, "cache {s}: header geometry is out of range (capacity {d}, key bytes {d}, value bytes {d}); remove it with SharedCache.destroy to start over", .{ name, h.capacity, h.key_bytes_max, h.value_bytes_max });
@@ -411,7 +548,7 @@ fn check_requested(geo: region.Geometry, options: Options, name: []const u8, m: 
     for (fields) |f| {
         const given = f[2] orelse continue;
         if (f[1] != given) {
-            return m.fail(.mismatch, "cache {s} exists with {s} {d}, but {d} was requested", .{ name, f[0], f[1], given });
+            return m.fail(.mismatch, "cache {s} exists with {s} {d}, but {d} was requested (onMismatch \"replace\" builds a new region)", .{ name, f[0], f[1], given });
         }
     }
     // Both were checked against codec_names (open, header_geometry).
@@ -423,13 +560,13 @@ fn check_requested(geo: region.Geometry, options: Options, name: []const u8, m: 
     }
 }
 
-fn create(fd: c.fd_t, geo: region.Geometry, m: *Message) error{Fail}![]align(sys.page_size) u8 {
+fn create(fd: c.fd_t, geo: region.Geometry, dir: []const u8, m: *Message) error{Fail}![]align(sys.page_size) u8 {
     // Safe to resize: see the top of the file (no one maps an unfinished file).
     sys.ftruncate(fd, 0) catch return m.fail(.io, "ftruncate failed: errno {s}", .{sys.last_name()});
     sys.ftruncate(fd, geo.region_bytes) catch return m.fail(.io, "ftruncate to {d} bytes failed: errno {s}", .{ geo.region_bytes, sys.last_name() });
     sys.reserve(fd, geo.region_bytes) catch {
-        if (sys.last() == .NOSPC) return m.fail(.no_space, "no space for a region of {d} bytes", .{geo.region_bytes});
-        return m.fail(.io, "fallocate of {d} bytes failed: errno {s}", .{ geo.region_bytes, sys.last_name() });
+        if (sys.last() == .NOSPC) return m.fail(.no_space, "no space for a region of {d} bytes in {s}", .{ geo.region_bytes, dir });
+        return m.fail(.io, "reserving {d} bytes for the region in {s} failed: errno {s}", .{ geo.region_bytes, dir, sys.last_name() });
     };
     const memory = sys.mmap_shared(fd, geo.region_bytes) catch return m.fail(.io, "mmap of {d} bytes failed: errno {s}", .{ geo.region_bytes, sys.last_name() });
     region.init_header(memory, geo, sys.boot_id());
@@ -442,6 +579,7 @@ pub fn close(h: *Handle) void {
     if (h.fork_epoch != sys.fork_epoch) {
         // A fork child's copy: the lock, the slot and the registry entry are
         // the parent's. Only drop this process's mapping and descriptor.
+        // The watch record too is the parent's (watch.forget_after_fork).
         sys.munmap(h.memory);
         sys.close(h.fd);
         std.heap.c_allocator.destroy(h);
@@ -466,12 +604,15 @@ fn close_now(h: *Handle) void {
     sys.munmap(h.memory);
     liveness.release(h.fd, h.live_slot);
     liveness.close_fd(h.fd);
+    if (h.watch) |w| watch.detach(w);
     std.heap.c_allocator.destroy(h);
 }
 
 /// Removes the cache's file, under its creation lock so that no opener is
-/// half-way through it. Processes that still map the region keep their
-/// mapping; the next open creates a new region.
+/// half-way through it. The region is then marked retired, so that every
+/// handle still mapping it answers Retired from its next operation on
+/// (lib/cache.ts then reopens the name: a new region, or NotFound); the
+/// next open creates a new region.
 pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void {
     if (!name_valid(name)) {
         return m.fail(.invalid_argument, "cache name must be 1-{d} bytes of letters, digits, '-', '_' or '.', not starting with '.'", .{name_bytes_max});
@@ -497,6 +638,10 @@ pub fn destroy(dir: []const u8, name: []const u8, m: *Message) error{Fail}!void 
     sys.unlinkat(dir_fd, file.ptr) catch {
         if (sys.last() != .NOENT) return m.fail(.io, "cannot remove {s}/{s}: errno {s}", .{ path, file, sys.last_name() });
     };
+    // After the unlink: a region marked retired is never left under the
+    // name (if the unlink failed, nothing changed). NOENT: removed by
+    // someone else meanwhile; this file is not the cache's either way.
+    retire(fd, region.retired_destroyed);
 }
 
 /// What `inspect` read: a moment's picture of a cache.

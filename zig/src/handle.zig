@@ -7,6 +7,7 @@ const assert = std.debug.assert;
 const region = @import("region.zig");
 const sys = @import("sys.zig");
 const counters = @import("counters.zig");
+const watch = @import("watch.zig");
 
 pub const Handle = struct {
     memory: []align(sys.page_size) u8,
@@ -31,6 +32,12 @@ pub const Handle = struct {
     /// Recoveries of a dead owner's lock performed by this handle (process
     /// memory: the region's total is Header.recoveries).
     recoveries: u64 = 0,
+    /// This process's record of the region file (watch.zig); null only for
+    /// the unit tests' in-memory regions.
+    watch: ?*watch.Record = null,
+    /// Latched once the region was seen retired or its file gone
+    /// (watch.retired): every later operation answers Retired.
+    gone: bool = false,
     /// The process-wide handle registry (threads.zig).
     thread: std.c.pthread_t = undefined,
     thread_next: ?*Handle = null,

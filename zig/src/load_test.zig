@@ -40,7 +40,7 @@ test "the shared library round-trips through its C ABI" {
     const name = "load-test";
     var err: [256]u8 = undefined;
     var status: [2]i32 = .{ 0, 0 };
-    var config = [_]f64{ 64, 32, 64, 0, 1000, -1 };
+    var config = [_]f64{ 64, 32, 64, 0, 1000, -1, 0 };
     const h = open(dir.ptr, @intCast(dir.len), name, name.len, &config, &err, err.len, &status) orelse {
         std.debug.print("open failed: {s}\n", .{err[0..@intCast(status[1])]});
         return error.OpenFailed;
@@ -135,20 +135,20 @@ test "the shared library round-trips through its C ABI" {
 
     // Attach without geometry: the region's is written back; a missing
     // cache without geometry is not_found (16), not created.
-    var attach = [_]f64{ -1, -1, -1, -1, 1000, -1 };
+    var attach = [_]f64{ -1, -1, -1, -1, 1000, -1, 0 };
     const h2 = open(dir.ptr, @intCast(dir.len), name, name.len, &attach, &err, err.len, &status) orelse return error.OpenFailed;
     defer close(h2);
     try std.testing.expectEqualSlices(f64, &.{ 64, 32, 64, 0 }, attach[0..4]);
     try std.testing.expectEqual(@as(f64, 0), attach[5]); // created without a codec: json
-    var missing = [_]f64{ 64, -1, 64, -1, 1000, -1 };
+    var missing = [_]f64{ 64, -1, 64, -1, 1000, -1, 0 };
     try std.testing.expect(open(dir.ptr, @intCast(dir.len), "nope", 4, &missing, &err, err.len, &status) == null);
     try std.testing.expectEqual(@as(i32, 16), status[0]);
     // A differing value given is a mismatch (7).
-    var differ = [_]f64{ 65, -1, -1, -1, 1000, -1 };
+    var differ = [_]f64{ 65, -1, -1, -1, 1000, -1, 0 };
     try std.testing.expect(open(dir.ptr, @intCast(dir.len), name, name.len, &differ, &err, err.len, &status) == null);
     try std.testing.expectEqual(@as(i32, 7), status[0]);
     // So is another codec (the region was created json), naming the field.
-    var structured = [_]f64{ -1, -1, -1, -1, 1000, 1 };
+    var structured = [_]f64{ -1, -1, -1, -1, 1000, 1, 0 };
     try std.testing.expect(open(dir.ptr, @intCast(dir.len), name, name.len, &structured, &err, err.len, &status) == null);
     try std.testing.expectEqual(@as(i32, 7), status[0]);
     try std.testing.expect(std.mem.indexOf(u8, err[0..@intCast(status[1])], "codec \"json\"") != null);

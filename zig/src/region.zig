@@ -33,8 +33,9 @@ pub const magic: u64 = 0x4548_4341_434D_4853; // "SHMCACHE", little endian
 /// Changes whenever the layout, the locking protocol or the slot checksum
 /// changes (4: the checksum is XxHash64; 5: per-handle counter lines;
 /// 6: the header records the value codec, and values may use the tags of
-/// lib/codec.ts that format 5 did not know).
-pub const format: u32 = 6;
+/// lib/codec.ts that format 5 did not know; 7: the `retired` word, which
+/// every handle checks on every operation).
+pub const format: u32 = 7;
 /// Written last by a creator; a region without it was never finished.
 pub const initialized_done: u32 = 0x494E_4954; // "INIT"
 
@@ -74,7 +75,14 @@ pub const Header = extern struct {
 
     // Line 1: the seqlock counter, read by every reader; written by writers.
     seq: u64,
-    pad1: [line_bytes - 8]u8,
+    /// Non-zero once this region is no longer the cache's (`Retired`):
+    /// written once, by `destroy` (retired_destroyed) or by an open with
+    /// onMismatch "replace" (retired_replaced), under the file's creation
+    /// lock but not the writer lock. On the seq line because every reader
+    /// loads that line anyway, so checking it on every operation costs no
+    /// extra cache miss (watch.zig).
+    retired: u32,
+    pad1: [line_bytes - 12]u8,
 
     // Line 2: the writer lock word (lock.zig), apart from seq so that lock
     // traffic does not invalidate the readers' line more than needed.
@@ -107,6 +115,7 @@ comptime {
     assert(@sizeOf(Header) == 5 * line_bytes);
     assert(@sizeOf(Header) <= header_bytes);
     assert(@offsetOf(Header, "seq") == 1 * line_bytes);
+    assert(@offsetOf(Header, "retired") == 1 * line_bytes + 8);
     assert(@offsetOf(Header, "lock_word") == 2 * line_bytes);
     assert(@offsetOf(Header, "count") == 3 * line_bytes);
     assert(@offsetOf(Header, "sets") == 4 * line_bytes);
@@ -140,6 +149,11 @@ comptime {
     assert(@alignOf(Counters) == 8);
     assert(header_bytes % line_bytes == 0);
 }
+
+/// Values of Header.retired.
+pub const retired_live: u32 = 0;
+pub const retired_replaced: u32 = 1;
+pub const retired_destroyed: u32 = 2;
 
 pub const slot_free: u8 = 0;
 pub const slot_occupied: u8 = 1;

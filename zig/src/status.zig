@@ -41,6 +41,11 @@ pub const Status = enum(c_int) {
     /// The cache (or its directory) does not exist, and the caller gave no
     /// geometry to create it with (attach, inspect, destroy's quiet case).
     not_found = 16,
+    /// The handle's region is no longer the cache's: it was destroyed or
+    /// replaced (Header.retired), or its file was removed or replaced by
+    /// anything else (watch.zig). Nothing was read or written; reopen the
+    /// cache by name (lib/cache.ts does, and retries the operation once).
+    retired = 17,
 };
 
 pub fn code(status: Status) c_int {

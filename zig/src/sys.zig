@@ -138,7 +138,7 @@ pub fn fstat(fd: c.fd_t) Error!Stat {
     };
 }
 
-pub const OpenFlags = struct { directory: bool = false, create: bool = false, read_only: bool = false };
+pub const OpenFlags = struct { directory: bool = false, create: bool = false, read_only: bool = false, exclusive: bool = false };
 
 /// Opens without following a symlink in the last component, close-on-exec.
 pub fn openat(dir_fd: c.fd_t, path: [*:0]const u8, flags: OpenFlags) Error!c.fd_t {
@@ -156,6 +156,7 @@ pub fn openat(dir_fd: c.fd_t, path: [*:0]const u8, flags: OpenFlags) Error!c.fd_
     } else {
         o.ACCMODE = .RDWR;
         o.CREAT = flags.create;
+        o.EXCL = flags.exclusive;
     }
     const mode: c.mode_t = 0o600;
     const fd = c.openat(dir_fd, path, o, mode);
@@ -181,16 +182,87 @@ pub fn ftruncate(fd: c.fd_t, bytes: u64) Error!void {
     if (c.ftruncate(fd, @intCast(bytes)) != 0) return fail();
 }
 
-/// Reserves the file's blocks now, so that a full tmpfs fails here with
-/// ENOSPC instead of raising SIGBUS later on a first touch of a page.
+/// Reserves the file's blocks now, so that a full file system fails here
+/// with ENOSPC (NoSpace) instead of raising SIGBUS later, at the first
+/// store into a page that has no block. Where fallocate is not supported
+/// (ext2, some FUSE and network file systems), every byte is written
+/// through with pwrite instead, which allocates the blocks the same way.
+/// posix_fallocate is not used: glibc emulates it by writing too, but a
+/// failure could then not be told from "unsupported". The write-through
+/// costs a write of the whole file at creation (about 1 s per GB).
 pub fn reserve(fd: c.fd_t, bytes: u64) Error!void {
-    if (!is_linux) return;
-    if (c.fallocate(fd, 0, 0, @intCast(bytes)) != 0) {
-        // File systems without fallocate keep the sparse file.
+    if (is_linux) {
+        if (c.fallocate(fd, 0, 0, @intCast(bytes)) == 0) return;
         const e = errno_now();
-        if (e == .OPNOTSUPP or e == .NOSYS) return;
-        return fail();
+        if (e != .OPNOTSUPP and e != .NOSYS) return fail();
     }
+    return write_zeros(fd, bytes);
+}
+
+/// Writes zeros over the first `bytes` of the file (its blocks get
+/// allocated), retrying EINTR and short writes.
+pub fn write_zeros(fd: c.fd_t, bytes: u64) Error!void {
+    const chunk_bytes = 1 << 20;
+    const zeros = struct {
+        const buf: [chunk_bytes]u8 = @splat(0);
+    };
+    var offset: u64 = 0;
+    // Bound: every successful pass advances offset by at least one byte;
+    // EINTR retries are bounded by the signals delivered.
+    while (offset < bytes) {
+        const len: usize = @intCast(@min(bytes - offset, chunk_bytes));
+        const n = c.pwrite(fd, &zeros.buf, len, @intCast(offset));
+        if (n < 0) {
+            if (errno_now() == .INTR) continue;
+            return fail();
+        }
+        if (n == 0) {
+            // A write of nothing without an error: treat as no space.
+            last_errno = .NOSPC;
+            return error.Sys;
+        }
+        offset += @intCast(n);
+    }
+}
+
+/// The device and inode of `path` itself (a symbolic link is not
+/// followed), for telling whether a name still leads to a file.
+pub fn stat_path(path: [*:0]const u8) Error!Stat {
+    if (is_linux) {
+        var st: std.os.linux.Statx = undefined;
+        const mask: std.os.linux.STATX = .{ .TYPE = true, .MODE = true, .NLINK = true, .UID = true, .INO = true, .SIZE = true };
+        const symlink_nofollow: u32 = 0x100;
+        if (c.statx(c.AT.FDCWD, path, symlink_nofollow, mask, &st) != 0) return fail();
+        return .{
+            .mode = st.mode,
+            .uid = st.uid,
+            .size = st.size,
+            .nlink = st.nlink,
+            .dev = (@as(u64, st.dev_major) << 32) | st.dev_minor,
+            .ino = st.ino,
+        };
+    }
+    var st: c.Stat = undefined;
+    if (c.fstatat(c.AT.FDCWD, path, &st, c.AT.SYMLINK_NOFOLLOW) != 0) return fail();
+    return .{
+        .mode = @intCast(st.mode),
+        .uid = @intCast(st.uid),
+        .size = @intCast(st.size),
+        .nlink = @intCast(st.nlink),
+        .dev = @bitCast(@as(i64, st.dev)),
+        .ino = @intCast(st.ino),
+    };
+}
+
+pub fn renameat(dir_fd: c.fd_t, old: [*:0]const u8, new: [*:0]const u8) Error!void {
+    if (c.renameat(dir_fd, old, dir_fd, new) != 0) return fail();
+}
+
+/// The process's working directory into `buf` (for making a relative
+/// directory absolute).
+pub fn getcwd(buf: []u8) Error![]const u8 {
+    const p = c.getcwd(buf.ptr, buf.len) orelse return fail();
+    return std.mem.sliceTo(@as([*:0]u8, @ptrCast(p)), 0);
 }
 
 pub const page_size = std.heap.page_size_min;

@@ -26,6 +26,7 @@ const c = std.c;
 const assert = std.debug.assert;
 const sys = @import("sys.zig");
 const liveness = @import("liveness.zig");
+const watch = @import("watch.zig");
 const Handle = @import("handle.zig").Handle;
 
 var mutex: c.pthread_mutex_t = .{};
@@ -61,6 +62,7 @@ fn after_fork_child() callconv(.c) void {
     mutex = .{};
     head = null;
     liveness.forget_after_fork();
+    watch.forget_after_fork();
     files_forget_after_fork();
 }
 

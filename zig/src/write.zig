@@ -28,6 +28,7 @@ const sieve = @import("sieve.zig");
 const seqlock = @import("seqlock.zig");
 const lock = @import("lock.zig");
 const liveness = @import("liveness.zig");
+const watch = @import("watch.zig");
 const sys = @import("sys.zig");
 const Handle = @import("handle.zig").Handle;
 const counters = @import("counters.zig");
@@ -77,9 +78,13 @@ fn write_slot(h: *Handle, index: u32, hash: u64, key: []const u8, value: []const
     faults.at(.insert_after_commit);
 }
 
+pub const AcquireError = lock.AcquireError || error{Retired};
 
 /// Takes the writer lock and repairs what a dead owner left behind.
-pub fn acquire(h: *Handle, deadline_ns: u64) lock.AcquireError!void {
+/// Retired: the region is no longer the cache's (watch.zig), checked once
+/// the lock is held so that a writer that waited for it does not write a
+/// region retired meanwhile; the lock is given back.
+pub fn acquire(h: *Handle, deadline_ns: u64) AcquireError!void {
     const how = try lock.acquire(h, deadline_ns);
     const header = h.header();
     if (how == .recovered) header.recoveries +%= 1;
@@ -88,6 +93,10 @@ pub fn acquire(h: *Handle, deadline_ns: u64) lock.AcquireError!void {
         // out) while we rebuild, then becomes even.
         rebuild(h);
         seqlock.write_end(header);
+    }
+    if (watch.retired(h)) {
+        lock.release(h);
+        return error.Retired;
     }
     faults.at(.lock_held_even);
 }
@@ -98,7 +107,7 @@ fn deadline(h: *const Handle, now: u64) u64 {
 
 /// Runs `op` under the lock, taking it for the call unless the handle
 /// already holds it (a `cache.lock()` transaction).
-fn locked(h: *Handle, now: u64) error{ Timeout, Forked }!bool {
+fn locked(h: *Handle, now: u64) error{ Timeout, Forked, Retired }!bool {
     if (h.lock_held) return false;
     acquire(h, deadline(h, now)) catch |err| switch (err) {
         error.Timeout => {
@@ -106,11 +115,11 @@ fn locked(h: *Handle, now: u64) error{ Timeout, Forked }!bool {
             return error.Timeout;
         },
         error.Forked => return error.Forked,
+        error.Retired => return error.Retired,
         error.Held => unreachable, // checked above
     };
     return true;
 }
-
 
 const Corrupt = sieve.Corrupt;
 
@@ -220,7 +229,7 @@ fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expi
 }
 
 /// Full: the key's probe run has no room (table.zig); nothing was written.
-pub const WriteError = error{ TooLarge, Timeout, Corrupt, Forked, Exists, Full };
+pub const WriteError = error{ TooLarge, Timeout, Corrupt, Forked, Exists, Full, Retired };
 
 /// Expiry for a per-entry TTL: negative = the cache default, 0 = never.
 fn expiry(h: *const Handle, ttl_ms: f64, now: u64) u64 {
@@ -280,7 +289,7 @@ pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64, mode:
 }
 
 /// True if a live, unexpired entry was removed.
-pub fn remove(h: *Handle, key: []const u8) error{ TooLarge, Timeout, Forked }!bool {
+pub fn remove(h: *Handle, key: []const u8) error{ TooLarge, Timeout, Forked, Retired }!bool {
     if (key.len > h.geo.key_bytes_max) return error.TooLarge;
     const hash = key_hash(key);
     const now = sys.now_ns(); // the one clock read of the remove
@@ -301,7 +310,7 @@ pub fn remove(h: *Handle, key: []const u8) error{ TooLarge, Timeout, Forked }!bo
     return was_live;
 }
 
-pub fn clear(h: *Handle) error{ Timeout, Forked }!void {
+pub fn clear(h: *Handle) error{ Timeout, Forked, Retired }!void {
     const auto = try locked(h, sys.now_ns());
     defer if (auto) lock.release(h);
     const header = h.header();
