@@ -1164,7 +1164,11 @@ export class SharedCache implements Disposable {
           } is not finite; nothing was changed`,
         );
       }
-      if (!this.#insert(key, next, ttlMs, INSERT_UPDATE, true)) {
+      // After a hit, update keeps the expiry the read saw, even if it
+      // passed since (the count then expires as it would have); after a
+      // miss, set starts a window of ttlMs (zig/src/write.zig Mode).
+      const mode = length >= 0 ? INSERT_UPDATE : INSERT_SET;
+      if (!this.#insert(key, next, ttlMs, mode, true)) {
         throw new CacheError(
           "Full",
           `cache ${JSON.stringify(this.#name)}: increment of key ${

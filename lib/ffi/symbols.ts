@@ -61,7 +61,7 @@ export const symbols = {
   // i32 shmc_lookup(void* h, const u8* key, u32 key_len, u8* out /* nullable */, u32 out_cap)
   shmc_lookup: { parameters: ["pointer", "buffer", "u32", "buffer", "u32"], result: "i32" },
   // i32 shmc_insert(void* h, const u8* key, u32 key_len, const u8* value, u32 value_len, f64 ttl_ms,
-  //                 u32 mode /* 0 set, 1 add, 2 update (keeps a live entry's expiry) */)
+  //                 u32 mode /* 0 set, 1 add, 2 update (keeps a found entry's expiry) */)
   shmc_insert: {
     parameters: ["pointer", "buffer", "u32", "buffer", "u32", "f64", "u32"],
     result: "i32",
@@ -114,7 +114,7 @@ export const symbols = {
 } as const;
 
 /** The ABI version this binding expects (zig/src/abi.zig version). */
-export const ABI_VERSION = 11;
+export const ABI_VERSION = 12;
 
 /** The f64 vector of `shmc_stats`, in order (zig/src/exports.zig stats_fill). */
 export const STATS = [
@@ -168,7 +168,7 @@ export const CONSTANTS = {
   insertSet: 0,
   /** shmc_insert / shmc_put mode: store only where no live entry is. */
   insertAdd: 1,
-  /** shmc_insert / shmc_put mode: store, keeping a live entry's expiry. */
+  /** shmc_insert / shmc_put mode: store, keeping the found entry's expiry, even a passed one. */
   insertUpdate: 2,
   /** The f64 vector of shmc_stats. */
   statsLength: STATS.length,

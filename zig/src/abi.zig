@@ -10,7 +10,7 @@ const Status = @import("status.zig").Status;
 const counters = @import("counters.zig");
 
 /// Bumped with any change of an exported signature or of a number below.
-pub const version: u32 = 11;
+pub const version: u32 = 12;
 
 /// shmc_open's config vector: capacity, key_bytes_max, value_bytes_max,
 /// ttl_ms, lock_timeout_ms, codec, on_mismatch (f64 each).

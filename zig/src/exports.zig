@@ -327,7 +327,8 @@ export fn shmc_scan(h: ?*anyopaque, from: u32, want_value: u32) i32 {
 
 /// ttl_ms: negative = the cache's default, 0 = never expires. mode 0 =
 /// set, 1 = add (only where no live entry is; -1 = miss when one is), 2 =
-/// update (set, keeping a live entry's expiry).
+/// update (set, keeping the expiry of the entry found, even a passed one:
+/// see write.Mode).
 export fn shmc_insert(h: ?*anyopaque, key: ?[*]const u8, key_len: u32, value: ?[*]const u8, value_len: u32, ttl_ms: f64, mode: u32) i32 {
     if (refused(handle(h))) |rc| return rc;
     if (mode > 2) return neg(.invalid_argument);

@@ -214,6 +214,9 @@ fn scan_slots(h: *const Handle, from: u32, key_out: []u8, value_out: ?[]u8, entr
     // Bound: at most scan_chunk steps.
     while (index < end) : (index += 1) {
         const s = h.slot(index);
+        // Monotonic, as in probe: each field is loaded once, so the value
+        // checked is the value used, and the seqlock validation orders
+        // them all (a pass that raced a write is discarded).
         if (@atomicLoad(u8, &s.state, .monotonic) != region.slot_occupied) continue;
         const key_len = @atomicLoad(u32, &s.key_len, .monotonic);
         const value_len = @atomicLoad(u32, &s.value_len, .monotonic);

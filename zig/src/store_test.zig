@@ -259,6 +259,26 @@ test "update keeps a live entry's expiry and gives a new entry the given one" {
     try testing.expectEqual(@as(u64, 0), h.slot(found.slot).expires_ns);
 }
 
+test "update keeps an entry's expiry even once it has passed (increment read it live)" {
+    // increment reads the counter, then writes it with .update, both under
+    // one hold of the lock. If the counter expires between the two, the
+    // write must not give the old count a fresh window: it keeps the
+    // expiry the read saw, and the count expires as it would have.
+    const t = try TestRegion.init(8, 16, 32);
+    defer t.deinit();
+    const h = &t.handle;
+    var out: [32]u8 = undefined;
+    try insert(h, "n", "1", 1, .set);
+    var found = find_key(h, key_hash("n"), "n").?;
+    const kept = h.slot(found.slot).expires_ns;
+    // Bound: the entry expires 1 ms after it was written.
+    while (sys.now_ns() < kept) sys.sleep_ns(std.time.ns_per_ms);
+    try insert(h, "n", "2", 60_000, .update);
+    found = find_key(h, key_hash("n"), "n").?;
+    try testing.expectEqual(kept, h.slot(found.slot).expires_ns);
+    try testing.expect(t.get("n", &out) == null);
+}
+
 test "SIEVE keeps visited entries over unvisited ones" {
     const t = try TestRegion.init(4, 8, 8);
     defer t.deinit();

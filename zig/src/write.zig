@@ -202,9 +202,14 @@ fn allocate(h: *Handle, now: u64) Corrupt!u32 {
 }
 
 /// set: store. add: store only where no live entry is (Exists otherwise).
-/// update: store, keeping the expiry of a live entry (a new one gets the
-/// given time to live); what increment needs, so that a counter's window
-/// does not slide with every increment.
+/// update: store, keeping the expiry of the entry found, even one that has
+/// passed (a new entry gets the given time to live); what increment needs,
+/// so that a counter's window does not slide with every increment.
+/// increment reads the counter and writes it under one hold of the lock,
+/// and uses update only after a hit (set after a miss): if the counter
+/// expired between its read and this write, the new count keeps the
+/// expiry the read saw and expires with it, instead of carrying the old
+/// count into a fresh window.
 pub const Mode = enum(u32) { set = abi.insert_set, add = abi.insert_add, update = abi.insert_update };
 
 fn insert_locked(h: *Handle, hash: u64, key: []const u8, value: []const u8, expires_ns: u64, now: u64) (Corrupt || error{Full})!void {
@@ -250,12 +255,11 @@ pub fn insert(h: *Handle, key: []const u8, value: []const u8, ttl_ms: f64, mode:
     var expires_ns = expiry(h, ttl_ms, now);
     const auto = try locked(h, now);
     defer if (auto) lock.release(h);
-    // Read under the lock, so the kept expiry is the live entry's own.
+    // Read under the lock, so the kept expiry is the entry's own. Whether
+    // it has passed is not decided again here: the caller decided that at
+    // its read (see Mode).
     if (mode == .update) {
-        if (find_key(h, hash, key)) |found| {
-            const s = h.slot(found.slot);
-            if (unexpired(s, now)) expires_ns = s.expires_ns;
-        }
+        if (find_key(h, hash, key)) |found| expires_ns = h.slot(found.slot).expires_ns;
     }
     // `add` stores only where no live entry is (an expired one counts as
     // absent). Decided under the lock, so atomic; decided before seq goes
