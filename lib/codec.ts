@@ -296,6 +296,10 @@ export function keySize(key: string | Uint8Array): number {
  * included); undefined for a tag it never writes.
  */
 export function decodeKey(buf: Uint8Array, length: number): string | Uint8Array | undefined {
+  // Every key we write has its tag byte: one of no bytes (written by
+  // another program, or a corrupt slot) is not ours, and buf[0] is then
+  // left over from an earlier key.
+  if (length < 1) return undefined;
   switch (buf[0]) {
     case KEY_TAG_STRING:
       return keyDecoder.decode(buf.subarray(1, length));

@@ -15,6 +15,7 @@ import {
   SharedCache,
   type SharedCacheOptions,
 } from "../mod.ts";
+import { decodeKey, encodeKey } from "../lib/codec.ts";
 import { test } from "./_harness.ts";
 import { root, runtimeCommand } from "./_proc.ts";
 import { digest, exactEqual, randomEntries } from "./_values.ts";
@@ -47,6 +48,16 @@ function throwsType(fn: () => unknown, message: string | RegExp): void {
     return true;
   });
 }
+
+test("decodeKey: a key of no bytes (no tag; a foreign or corrupt slot) is not ours, whatever the buffer held", () => {
+  // keys() and entries() decode the key a scan copied into the bound key
+  // buffer; a zero-length key copies nothing, so the buffer still holds the
+  // previous key's tag.
+  const buf = new Uint8Array(16);
+  const n = encodeKey("previous", buf, buf.length);
+  assert.equal(decodeKey(buf, n), "previous");
+  assert.equal(decodeKey(buf, 0), undefined);
+});
 
 test(
   "lone surrogates and U+FFFD are different keys, and string values keep them",
