@@ -107,6 +107,8 @@ for (const { backend, make } of BACKENDS) {
       while (performance.now() - created < 1_600) await sleep(50);
       assert.equal(cache.has("w"), false, "the increment extended the counter's window");
       assert.equal(cache.increment("w"), 1, "an expired counter starts again");
+      // In a window of its own (the cache's ttlMs: none), not the passed one.
+      assert.equal(cache.increment("w"), 2, "a restarted counter kept the passed expiry");
     } finally {
       dispose();
     }
