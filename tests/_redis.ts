@@ -226,7 +226,7 @@ export class GatedTransport implements TieredTransport {
   readonly inner: TieredTransport;
   /** Every command sent, but heartbeats and bus publishes. */
   readonly sent: string[][] = [];
-  /** Picks commands to hold: resolves the reply only when the returned promise does. */
+  /** Picks commands to hold, once they have run in Redis: the caller gets the reply only when the returned promise resolves. */
   hold: ((args: readonly string[]) => Promise<void> | undefined) | undefined;
   /** Picks commands to fail without sending them, as a broken connection would. */
   fail: ((args: readonly string[]) => boolean) | undefined;
@@ -243,8 +243,11 @@ export class GatedTransport implements TieredTransport {
   async send(args: readonly string[]): Promise<unknown> {
     if (args[0] !== "PUBLISH") this.sent.push([...args]);
     if (this.fail?.(args)) throw new Error(`GatedTransport: ${args[0]} failed on purpose`);
-    const gate = this.hold?.(args);
     const reply = await this.inner.send(args);
+    // `hold` sees a command only once its reply is here, so a test that
+    // learns of it from `hold` knows the command has already run in Redis
+    // (asked before the send, a later command of the test could overtake it).
+    const gate = this.hold?.(args);
     if (gate !== undefined) await gate;
     return reply;
   }
