@@ -45,7 +45,9 @@ test("the release library exports no test entry point, and SharedCache has no te
   // deno-lint-ignore no-explicit-any
   const deno = (globalThis as any).Deno;
   if (deno !== undefined) {
-    assert.throws(() => deno.dlopen(so, { shmc_test_fault: { parameters: ["u32"], result: "void" } }));
+    assert.throws(() =>
+      deno.dlopen(so, { shmc_test_fault: { parameters: ["u32"], result: "void" } })
+    );
   }
   const members = Object.getOwnPropertyNames(SharedCache.prototype);
   assert.deepEqual(members.filter((m) => m.startsWith("_")), []);
@@ -63,7 +65,9 @@ test("one process holds at most 256 handles of a cache; others still open it", a
       () => SharedCache.open("cap", options),
       (e: unknown) =>
         e instanceof CacheError && e.code === "TooManyHandles" &&
-        /already holds 256 handles of cache cap, the most one process may hold; close handles/.test(e.message),
+        /already holds 256 handles of cache cap, the most one process may hold; close handles/.test(
+          e.message,
+        ),
     );
     handles[0].set("k", "v");
     // Another process is not locked out.

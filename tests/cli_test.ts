@@ -294,71 +294,75 @@ test("ls: every cache with its handles and the PID of a held lock's owner", asyn
   }
 });
 
-test("ls and stats neither wait on a writer stuck mid-mutation nor change a byte, nor recover", async () => {
-  const scope = new Scope();
-  try {
-    const dir = scope.dir;
-    const seed = SharedCache.open("stuck", { ...OPTIONS, dir });
-    seed.set("k", "old");
-    seed.close();
-    // Fault step 9 | 0x100: the writer stops itself (SIGSTOP) inside an
-    // overwrite, lock held, seqlock odd. Stopped, it writes no byte more:
-    // seq turns odd before step 9, so waiting for writerActive alone let
-    // the writer's own stores change the digest below under load.
-    const writer = scope.spawn("deno", [
-      "park",
-      dir,
-      "stuck",
-      String(0x100 | 9),
-      "set",
-      "k",
-      "new",
-    ]);
-    await writer.line("parking");
-    const deadline = Date.now() + 10_000;
-    while (procState(writer.pid) !== "T") {
-      assert.ok(Date.now() < deadline, "the writer did not stop at its fault step");
-      await new Promise((r) => setTimeout(r, 5));
+test(
+  "ls and stats neither wait on a writer stuck mid-mutation nor change a byte, nor recover",
+  async () => {
+    const scope = new Scope();
+    try {
+      const dir = scope.dir;
+      const seed = SharedCache.open("stuck", { ...OPTIONS, dir });
+      seed.set("k", "old");
+      seed.close();
+      // Fault step 9 | 0x100: the writer stops itself (SIGSTOP) inside an
+      // overwrite, lock held, seqlock odd. Stopped, it writes no byte more:
+      // seq turns odd before step 9, so waiting for writerActive alone let
+      // the writer's own stores change the digest below under load.
+      const writer = scope.spawn("deno", [
+        "park",
+        dir,
+        "stuck",
+        String(0x100 | 9),
+        "set",
+        "k",
+        "new",
+      ]);
+      await writer.line("parking");
+      const deadline = Date.now() + 10_000;
+      while (procState(writer.pid) !== "T") {
+        assert.ok(Date.now() < deadline, "the writer did not stop at its fault step");
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const file = join(dir, "stuck.shmc");
+      const digest = () => createHash("sha256").update(readFileSync(file)).digest("hex");
+      const before = digest();
+      interface Info {
+        writerActive: boolean;
+        lockOwnerPid: number;
+        lockOwnerAlive: boolean;
+        handles: number;
+        recoveries: number;
+      }
+      const live = json<Info>(cli("bun", ["stats", "stuck", "--dir", dir, "--json"]));
+      assert.deepEqual(
+        [live.writerActive, live.lockOwnerPid, live.lockOwnerAlive, live.handles],
+        [true, writer.pid, true, 1],
+      );
+      assert.equal(cli("deno", ["ls", "--dir", dir]).code, 0);
+      assert.equal(digest(), before, "an inspector wrote to the region");
+      // The owner dies: the inspectors report it and leave the recovery to a handle.
+      writer.kill("SIGKILL");
+      await writer.wait();
+      const dead = json<Info>(cli("deno", ["stats", "stuck", "--dir", dir, "--json"]));
+      assert.deepEqual(
+        [dead.writerActive, dead.lockOwnerPid, dead.lockOwnerAlive, dead.handles, dead.recoveries],
+        [true, writer.pid, false, 0, 0],
+      );
+      assert.equal(digest(), before, "an inspector recovered or wrote");
+      // A real handle recovers (get waits for the dead writer's odd sequence).
+      using cache = SharedCache.open("stuck", { dir });
+      assert.equal(cache.get("k"), undefined);
+      const after = inspectCache("stuck", { dir });
+      assert.deepEqual([after.writerActive, after.lockOwnerPid, after.stats.recoveries], [
+        false,
+        0,
+        1,
+      ]);
+    } finally {
+      await scope.cleanup();
     }
-    const file = join(dir, "stuck.shmc");
-    const digest = () => createHash("sha256").update(readFileSync(file)).digest("hex");
-    const before = digest();
-    interface Info {
-      writerActive: boolean;
-      lockOwnerPid: number;
-      lockOwnerAlive: boolean;
-      handles: number;
-      recoveries: number;
-    }
-    const live = json<Info>(cli("bun", ["stats", "stuck", "--dir", dir, "--json"]));
-    assert.deepEqual(
-      [live.writerActive, live.lockOwnerPid, live.lockOwnerAlive, live.handles],
-      [true, writer.pid, true, 1],
-    );
-    assert.equal(cli("deno", ["ls", "--dir", dir]).code, 0);
-    assert.equal(digest(), before, "an inspector wrote to the region");
-    // The owner dies: the inspectors report it and leave the recovery to a handle.
-    writer.kill("SIGKILL");
-    await writer.wait();
-    const dead = json<Info>(cli("deno", ["stats", "stuck", "--dir", dir, "--json"]));
-    assert.deepEqual(
-      [dead.writerActive, dead.lockOwnerPid, dead.lockOwnerAlive, dead.handles, dead.recoveries],
-      [true, writer.pid, false, 0, 0],
-    );
-    assert.equal(digest(), before, "an inspector recovered or wrote");
-    // A real handle recovers (get waits for the dead writer's odd sequence).
-    using cache = SharedCache.open("stuck", { dir });
-    assert.equal(cache.get("k"), undefined);
-    const after = inspectCache("stuck", { dir });
-    assert.deepEqual([after.writerActive, after.lockOwnerPid, after.stats.recoveries], [
-      false,
-      0,
-      1,
-    ]);
-  } finally {
-    await scope.cleanup();
-  }
-}, { skip: faultsUnavailable });
+  },
+  { skip: faultsUnavailable },
+);
 
 test("get, verify, clear, destroy: output and exit codes", async () => {
   const scope = new Scope();
@@ -580,7 +584,7 @@ test("a cache file not yet sized by its creator is NotFound to inspectors and le
     assert.equal(destroyed.code, 0, destroyed.err);
     assert.equal(existsSync(join(dir, "left.shmc")), false);
     // A creator with the geometry still builds it.
-    using cache = SharedCache.open("young", { ...OPTIONS, dir });
+    using _cache = SharedCache.open("young", { ...OPTIONS, dir });
     assert.equal(inspectCache("young", { dir }).handles, 1);
   } finally {
     await scope.cleanup();

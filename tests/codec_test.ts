@@ -419,7 +419,7 @@ test(
   }),
 );
 
-test('memoize with shared: { codec: "structured" } caches a Date result exactly', async () => {
+test('memoize with shared: { codec: "structured" } caches a Date result exactly', () => {
   const dir = mkdtempSync(join(tmpdir(), "shmc-codec-"));
   try {
     let calls = 0;

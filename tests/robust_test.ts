@@ -207,43 +207,47 @@ test(
   { skip: unshareUnavailable() },
 );
 
-test("an owner stopped mid-write: readers and writers return within the bound, SIGCONT finishes it, nothing is lost", async () => {
-  const scope = new Scope();
-  try {
-    using cache = open(scope, "stopped", 150);
-    cache.set("k", "old");
-    cache.set("other", "kept");
-    // 0x100 | 2: the writer stops itself (SIGSTOP) inside the overwrite of k, seq odd.
-    const writer = scope.spawn("deno", [
-      "park",
-      scope.dir,
-      "stopped",
-      String(0x100 | 2),
-      "set",
-      "k",
-      "new",
-    ]);
-    await writer.line("parking");
-    await until(() => procState(writer.pid) === "T", 10_000, "writer stopped");
-    assert.equal(writerActive("stopped", scope.dir), true);
-    // Both give up at their bound (150 ms), as the counters below show.
-    assert.equal(cache.get("other"), undefined, "a reader gives up with a miss");
-    cache.set("x", 1);
-    const s = cache.stats();
-    assert.equal(s.readTimeouts, 1);
-    assert.equal(s.droppedWrites, 1);
-    assert.equal(s.recoveries, 0, "nothing was stolen from the stopped owner");
-    writer.kill("SIGCONT");
-    await writer.line("op-done");
-    assert.equal(cache.get("k"), "new");
-    assert.equal(cache.get("other"), "kept");
-    cache.set("x", 2);
-    assert.equal(cache.get("x"), 2);
-    assert.ok(cache.verify().ok);
-  } finally {
-    await scope.cleanup();
-  }
-}, { skip: faultsUnavailable });
+test(
+  "an owner stopped mid-write: readers and writers return within the bound, SIGCONT finishes it, nothing is lost",
+  async () => {
+    const scope = new Scope();
+    try {
+      using cache = open(scope, "stopped", 150);
+      cache.set("k", "old");
+      cache.set("other", "kept");
+      // 0x100 | 2: the writer stops itself (SIGSTOP) inside the overwrite of k, seq odd.
+      const writer = scope.spawn("deno", [
+        "park",
+        scope.dir,
+        "stopped",
+        String(0x100 | 2),
+        "set",
+        "k",
+        "new",
+      ]);
+      await writer.line("parking");
+      await until(() => procState(writer.pid) === "T", 10_000, "writer stopped");
+      assert.equal(writerActive("stopped", scope.dir), true);
+      // Both give up at their bound (150 ms), as the counters below show.
+      assert.equal(cache.get("other"), undefined, "a reader gives up with a miss");
+      cache.set("x", 1);
+      const s = cache.stats();
+      assert.equal(s.readTimeouts, 1);
+      assert.equal(s.droppedWrites, 1);
+      assert.equal(s.recoveries, 0, "nothing was stolen from the stopped owner");
+      writer.kill("SIGCONT");
+      await writer.line("op-done");
+      assert.equal(cache.get("k"), "new");
+      assert.equal(cache.get("other"), "kept");
+      cache.set("x", 2);
+      assert.equal(cache.get("x"), 2);
+      assert.ok(cache.verify().ok);
+    } finally {
+      await scope.cleanup();
+    }
+  },
+  { skip: faultsUnavailable },
+);
 
 // Every numbered step of every mutation (zig/src/faults.zig `Fault`, parked at through tests/_hooks.ts), with
 // what a reader must see for the interrupted operation's key afterwards.
@@ -460,73 +464,80 @@ const PARTS: Array<[string, number, number]> = [
   ["table", 4096, 8 * 2048],
 ];
 
-test("random bytes over each part of the file: open, get, set and verify never crash, and a repaired cache reads only what was written", () => {
-  const scope = new Scope();
-  try {
-    let seed = 0xbad;
-    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0);
-    const parts = [...PARTS, ["slots", 4096 + 8 * 2048, 0] as [string, number, number]];
-    for (const [part, offset, lengthHint] of parts) {
-      for (let round = 0; round < 4; round++) {
-        const name = `corrupt-${part.replace(/ /g, "-")}-${round}`;
-        const writer = open(scope, name);
-        for (let k = 0; k < 300; k++) writer.set(`k${k}`, `value-${k}`);
-        writer.close();
-        const file = join(scope.dir, `${name}.shmc`);
-        const size = statSync(file).size;
-        const length = lengthHint || size - offset;
-        const noise = new Uint8Array(Math.min(length, 4096)).map(() => rand() >>> 24);
-        const at = offset + (lengthHint ? 0 : rand() % Math.max(1, length - noise.length));
-        const fd = openSync(file, "r+");
-        writeSync(fd, noise, 0, noise.length, at);
-        closeSync(fd);
-        let cache: SharedCache;
-        try {
-          cache = open(scope, name, 100);
-        } catch (e) {
-          assert.ok(
-            e instanceof CacheError && (e.code === "Corrupt" || e.code === "Mismatch"),
-            `${part}: ${e}`,
-          );
-          continue;
-        }
-        try {
-          for (let k = 0; k < 300; k += 7) {
-            const v = cache.get(`k${k}`);
+test(
+  "random bytes over each part of the file: open, get, set and verify never crash, and a repaired cache reads only what was written",
+  () => {
+    const scope = new Scope();
+    try {
+      let seed = 0xbad;
+      const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0);
+      const parts = [...PARTS, ["slots", 4096 + 8 * 2048, 0] as [string, number, number]];
+      for (const [part, offset, lengthHint] of parts) {
+        for (let round = 0; round < 4; round++) {
+          const name = `corrupt-${part.replace(/ /g, "-")}-${round}`;
+          const writer = open(scope, name);
+          for (let k = 0; k < 300; k++) writer.set(`k${k}`, `value-${k}`);
+          writer.close();
+          const file = join(scope.dir, `${name}.shmc`);
+          const size = statSync(file).size;
+          const length = lengthHint || size - offset;
+          const noise = new Uint8Array(Math.min(length, 4096)).map(() => rand() >>> 24);
+          const at = offset + (lengthHint ? 0 : rand() % Math.max(1, length - noise.length));
+          const fd = openSync(file, "r+");
+          writeSync(fd, noise, 0, noise.length, at);
+          closeSync(fd);
+          let cache: SharedCache;
+          try {
+            cache = open(scope, name, 100);
+          } catch (e) {
             assert.ok(
-              v === undefined || typeof v === "string" || v === null || typeof v === "number" ||
-                typeof v === "object" || typeof v === "boolean" || typeof v === "bigint",
-              part,
+              e instanceof CacheError && (e.code === "Corrupt" || e.code === "Mismatch"),
+              `${part}: ${e}`,
             );
+            continue;
           }
-          for (let k = 0; k < 50; k++) cache.set(`n${k}`, k);
-          cache.verify();
-          const repaired = cache.verify({ repair: true });
-          assert.ok(
-            repaired.ok || cache.stats().lockOwnerPid !== 0,
-            `${part}: ${repaired.problems.join("; ")}`,
-          );
-          if (repaired.ok) {
-            // After a repair, only entries whose checksum holds remain: each
-            // key reads as what was written to it, or as absent; never as
-            // something else.
-            for (let k = 0; k < 300; k++) {
+          try {
+            for (let k = 0; k < 300; k += 7) {
               const v = cache.get(`k${k}`);
-              assert.ok(v === undefined || v === `value-${k}`, `${part}: k${k} read ${String(v)}`);
+              assert.ok(
+                v === undefined || typeof v === "string" || v === null || typeof v === "number" ||
+                  typeof v === "object" || typeof v === "boolean" || typeof v === "bigint",
+                part,
+              );
             }
-            for (let k = 0; k < 50; k++) {
-              const v = cache.get(`n${k}`);
-              assert.ok(v === undefined || v === k, `${part}: n${k} read ${String(v)}`);
+            for (let k = 0; k < 50; k++) cache.set(`n${k}`, k);
+            cache.verify();
+            const repaired = cache.verify({ repair: true });
+            assert.ok(
+              repaired.ok || cache.stats().lockOwnerPid !== 0,
+              `${part}: ${repaired.problems.join("; ")}`,
+            );
+            if (repaired.ok) {
+              // After a repair, only entries whose checksum holds remain: each
+              // key reads as what was written to it, or as absent; never as
+              // something else.
+              for (let k = 0; k < 300; k++) {
+                const v = cache.get(`k${k}`);
+                assert.ok(
+                  v === undefined || v === `value-${k}`,
+                  `${part}: k${k} read ${String(v)}`,
+                );
+              }
+              for (let k = 0; k < 50; k++) {
+                const v = cache.get(`n${k}`);
+                assert.ok(v === undefined || v === k, `${part}: n${k} read ${String(v)}`);
+              }
             }
+            cache.set("final", "ok");
+            if (cache.stats().droppedWrites === 0) assert.equal(cache.get("final"), "ok", part);
+          } finally {
+            cache.close();
           }
-          cache.set("final", "ok");
-          if (cache.stats().droppedWrites === 0) assert.equal(cache.get("final"), "ok", part);
-        } finally {
-          cache.close();
         }
       }
+    } finally {
+      void scope.cleanup();
     }
-  } finally {
-    void scope.cleanup();
-  }
-}, { skip: faultsUnavailable });
+  },
+  { skip: faultsUnavailable },
+);

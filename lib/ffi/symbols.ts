@@ -191,7 +191,9 @@ export function constantsMismatch(native: Native): string | undefined {
       return `${names[i]}: library ${out[i]}, module ${CONSTANTS[names[i]]}`;
     }
   }
-  if (count !== names.length) return `number of constants: library ${count}, module ${names.length}`;
+  if (count !== names.length) {
+    return `number of constants: library ${count}, module ${names.length}`;
+  }
   return undefined;
 }
 
