@@ -557,4 +557,9 @@ test {
     _ = @import("faults.zig");
     _ = watch;
     _ = files;
+    // Issue 10 part B, not used by the store yet: the next step wires them in.
+    _ = @import("arena.zig");
+    _ = @import("alloc.zig");
+    _ = @import("hash.zig");
+    _ = @import("budget.zig");
 }
