@@ -705,6 +705,22 @@ export class SharedCache implements Disposable {
   }
 
   /**
+   * Runs `run`, an operation that takes the lock itself and so reports a
+   * retired region as `MovableRetired` once the lock is given back; moves
+   * and runs it again, as often as #again allows. Every retry goes through
+   * here too, so a second `Retired` moves again instead of escaping as the
+   * internal class.
+   */
+  #movable<T>(what: string, run: () => T): T {
+    try {
+      return run();
+    } catch (e) {
+      if (!(e instanceof MovableRetired)) throw e;
+      return this.#again(what, () => this.#movable(what, run));
+    }
+  }
+
+  /**
    * Reopens the name: attaches to the region there now (taking its limits,
    * whatever they are), or, if there is none and this handle was opened
    * with the geometry, creates one with it. Never replaces. Then binds
@@ -746,6 +762,11 @@ export class SharedCache implements Disposable {
     }
     this.#memoVal = new Array(this.#memoSize);
     this.#memoBytes = 0;
+    // A promise record waiting to be stored belongs to the old region: its
+    // result must not land in the new one (a write racing a destroy or a
+    // replace is lost, never seen there). Counted as a result not stored.
+    this.#flightCounts.unstorableSkips += this.#pending.size;
+    this.#pending.clear();
     this.#handle = opened.handle;
     this.#lockState = lockStateOf(opened.identity);
     this.#finalized.handle = opened.handle;
@@ -1113,12 +1134,7 @@ export class SharedCache implements Disposable {
    * ```
    */
   increment(key: string | Uint8Array, by: number = 1, options?: SetOptions): number {
-    try {
-      return this.#increment(key, by, options);
-    } catch (e) {
-      if (!(e instanceof MovableRetired)) throw e;
-      return this.#again("increment", () => this.#increment(key, by, options));
-    }
+    return this.#movable("increment", () => this.#increment(key, by, options));
   }
 
   #increment(key: string | Uint8Array, by: number, options?: SetOptions): number {
@@ -1244,12 +1260,10 @@ export class SharedCache implements Disposable {
     const iterable = typeof entries === "object" && entries !== null &&
       typeof (entries as Iterable<unknown>)[Symbol.iterator] === "function";
     const list = iterable ? [...entries] : entries;
-    try {
-      return this.#setMany(list as Iterable<readonly [string | Uint8Array, unknown]>, options);
-    } catch (e) {
-      if (!(e instanceof MovableRetired)) throw e;
-      return this.#again("setMany", () => this.#setMany(list as typeof entries, options));
-    }
+    return this.#movable(
+      "setMany",
+      () => this.#setMany(list as Iterable<readonly [string | Uint8Array, unknown]>, options),
+    );
   }
 
   #setMany(

@@ -19,6 +19,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { setImmediate } from "node:timers";
 import { CacheError, SharedCache } from "../mod.ts";
 import { test } from "./_harness.ts";
 import { Child, root, type Runtime, Scope } from "./_proc.ts";
@@ -187,6 +188,72 @@ test("every operation moves after a destroy: increment, setMany, has, delete, cl
       assert.deepEqual(op(), expected, what);
       assert.equal(cache.get("stale"), undefined, what);
     }
+  } finally {
+    void scope.cleanup();
+  }
+});
+
+test("increment and setMany move again when the cache is destroyed again during the retry, and give up with a plain Retired", () => {
+  const scope = new Scope();
+  try {
+    using cache = SharedCache.open("again", { ...G, dir: scope.dir });
+    // The options are read inside the operation, after its first try has
+    // begun: each read destroys the cache once more.
+    let destroys = 0;
+    const destroying = (limit: number) => ({
+      get ttlMs() {
+        if (destroys < limit) {
+          destroys++;
+          SharedCache.destroy("again", { dir: scope.dir });
+        }
+        return 60_000;
+      },
+    });
+    destroys = 0;
+    assert.equal(cache.increment("n", 3, destroying(2)), 3);
+    assert.equal(destroys, 2);
+    assert.equal(cache.get("n"), 3);
+    destroys = 0;
+    assert.equal(cache.setMany([["a", 1], ["b", 2]], destroying(2)), 2);
+    assert.equal(destroys, 2);
+    assert.equal(cache.get("b"), 2);
+    // Destroyed at every try: past the bound it is a plain CacheError.
+    for (
+      const op of [
+        () => cache.increment("n", 1, destroying(100)),
+        () => cache.setMany([["c", 3]], destroying(100)),
+      ]
+    ) {
+      destroys = 0;
+      assert.throws(
+        op,
+        (e: unknown) =>
+          e instanceof CacheError && e.constructor === CacheError && e.code === "Retired" &&
+          /destroyed or replaced \d+ times during the operation/.test(e.message),
+      );
+    }
+  } finally {
+    void scope.cleanup();
+  }
+});
+
+test("a promise record set before a destroy is not stored in the new region when it settles", async () => {
+  const scope = new Scope();
+  try {
+    using a = SharedCache.open("pending", { ...G, dir: scope.dir });
+    let resolve!: (v: string) => void;
+    const value = new Promise<string>((r) => resolve = r);
+    a.set("k", { kind: "promise", value });
+    SharedCache.destroy("pending", { dir: scope.dir });
+    using b = SharedCache.open("pending", { ...G, dir: scope.dir });
+    assert.equal(b.get("k"), undefined);
+    assert.equal(a.size, 0); // a native operation: a moves to b's region
+    assert.equal(a.get("k"), undefined, "the moved handle forgot the record of the old region");
+    resolve("before the destroy");
+    await value;
+    await new Promise<void>((r) => setImmediate(r)); // after every reaction to the settled promise
+    assert.equal(b.get("k"), undefined);
+    assert.equal(a.get("k"), undefined);
   } finally {
     void scope.cleanup();
   }
