@@ -11,44 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { BACKENDS, scratch, sleep } from "./_backends.ts";
 import { test } from "./_harness.ts";
 import { Child, type Runtime } from "./_proc.ts";
-import { CacheError, MemoryCache, SharedCache } from "../mod.ts";
+import { CacheError, SharedCache } from "../mod.ts";
 
-/** The geometry of tests/fixtures/api_child.ts. */
-const OPTIONS = { capacity: 256, maxKeyBytes: 64, maxValueBytes: 256 } as const;
 const API_CHILD = fileURLToPath(new URL("./fixtures/api_child.ts", import.meta.url));
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-let serial = 0;
-
-function scratch(): { cache: SharedCache; name: string; dir: string; dispose(): void } {
-  const dir = mkdtempSync(join(tmpdir(), "shm-api-"));
-  const name = `api2-${process.pid}-${++serial}`;
-  const cache = SharedCache.open(name, { ...OPTIONS, dir });
-  return {
-    cache,
-    name,
-    dir,
-    dispose() {
-      cache.close();
-      SharedCache.destroy(name, { dir });
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-type AnyCache = SharedCache | MemoryCache;
-const BACKENDS: { backend: string; make(): { cache: AnyCache; dispose(): void } }[] = [
-  {
-    backend: "memory",
-    make: () => {
-      const cache = new MemoryCache();
-      return { cache, dispose: () => cache.close() };
-    },
-  },
-  { backend: "shared", make: scratch },
-];
 
 for (const { backend, make } of BACKENDS) {
   test(`increment (${backend}): counts from 0, by any finite amount, returning the new value`, () => {

@@ -13,43 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
+import { BACKENDS, scratch, sleep } from "./_backends.ts";
 import { test } from "./_harness.ts";
 import { Child, type Runtime } from "./_proc.ts";
 import { memoize, type Memoized, MemoryCache, RecursiveCallError, SharedCache } from "../mod.ts";
-
-const OPTIONS = { capacity: 256, maxKeyBytes: 64, maxValueBytes: 256 } as const;
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-let serial = 0;
-
-/** A fresh shared cache in a private directory; `dispose` closes and removes it. */
-function scratch(): { cache: SharedCache; name: string; dir: string; dispose(): void } {
-  const dir = mkdtempSync(join(tmpdir(), "shm-api-"));
-  const name = `api-${process.pid}-${++serial}`;
-  const cache = SharedCache.open(name, { ...OPTIONS, dir });
-  return {
-    cache,
-    name,
-    dir,
-    dispose() {
-      cache.close();
-      SharedCache.destroy(name, { dir });
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-type AnyCache = SharedCache | MemoryCache;
-const BACKENDS: { backend: string; make(): { cache: AnyCache; dispose(): void } }[] = [
-  {
-    backend: "memory",
-    make: () => {
-      const cache = new MemoryCache();
-      return { cache, dispose: () => cache.close() };
-    },
-  },
-  { backend: "shared", make: scratch },
-];
 
 /** Settles with "pending" if `promise` has not settled within `ms`. */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | "pending"> {
