@@ -252,6 +252,25 @@ export class GatedTransport implements TieredTransport {
     return reply;
   }
 
+  /**
+   * Holds the reply of the first command `pick` chooses, once it has run in
+   * Redis: `reached` resolves then, and its caller gets the reply only after
+   * `open()`.
+   */
+  holdOnce(pick: (args: readonly string[]) => boolean): { reached: Promise<void>; open(): void } {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => open = resolve);
+    let held!: () => void;
+    const reached = new Promise<void>((resolve) => held = resolve);
+    this.hold = (args) => {
+      if (!pick(args)) return undefined;
+      this.hold = undefined;
+      held();
+      return gate;
+    };
+    return { reached, open };
+  }
+
   subscribe(
     channels: readonly string[],
     onMessage: (channel: string, message: string) => void,

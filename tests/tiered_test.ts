@@ -214,17 +214,10 @@ test("tiered: a fill from L2 that raced an invalidation never writes the old val
 
       await a.set("k", "old");
       // B's next read of k from L2 gets "old", then waits at the gate.
-      let open!: () => void;
-      const gate = new Promise<void>((resolve) => open = resolve);
-      let held!: () => void;
-      const reached = new Promise<void>((resolve) => held = resolve);
-      transport.hold = (args) => {
+      const { reached, open } = transport.holdOnce((args) =>
         // The read script: EVAL, script, 2, entry key, clear key, tag prefix.
-        if (args[0] !== "EVAL" || !args[3]?.endsWith(":k:k") || args.length !== 6) return undefined;
-        transport.hold = undefined;
-        held();
-        return gate;
-      };
+        args[0] === "EVAL" && args[3]?.endsWith(":k:k") === true && args.length === 6
+      );
       const read = b.get("k");
       await reached;
       await applied(b, a, () => a.set("k", "new"));
@@ -253,17 +246,10 @@ test("tiered: a local write racing a newer write of another host leaves no stale
       await live(b);
       const rawA = fleet.raw(hostA);
       // A's L2 write runs in Redis, then its reply waits at the gate.
-      let open!: () => void;
-      const gate = new Promise<void>((resolve) => open = resolve);
-      let held!: () => void;
-      const reached = new Promise<void>((resolve) => held = resolve);
-      transport.hold = (args) => {
+      const { reached, open } = transport.holdOnce((args) =>
         // The write script: EVAL, script, 2, entry key, clear key, value, ...
-        if (args[0] !== "EVAL" || !args[3]?.endsWith(":k:k") || args.length < 8) return undefined;
-        transport.hold = undefined;
-        held();
-        return gate;
-      };
+        args[0] === "EVAL" && args[3]?.endsWith(":k:k") === true && args.length >= 8
+      );
       const write = a.set("k", "older");
       await reached;
       // B writes after A in Redis, and its invalidation reaches A's L1 first.
@@ -288,16 +274,9 @@ test("tiered: a local write whose rival's invalidation was lost in a bus gap is 
       await live(a);
       await live(b);
       // A's L2 write runs in Redis, then its reply waits at the gate.
-      let open!: () => void;
-      const gate = new Promise<void>((resolve) => open = resolve);
-      let held!: () => void;
-      const reached = new Promise<void>((resolve) => held = resolve);
-      transport.hold = (args) => {
-        if (args[0] !== "EVAL" || !args[3]?.endsWith(":k:k") || args.length < 8) return undefined;
-        transport.hold = undefined;
-        held();
-        return gate;
-      };
+      const { reached, open } = transport.holdOnce((args) =>
+        args[0] === "EVAL" && args[3]?.endsWith(":k:k") === true && args.length >= 8
+      );
       const write = a.set("k", "older");
       await reached;
       // B writes after A in Redis; its invalidation is lost on A's
